@@ -1,0 +1,132 @@
+package claim
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestHint(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                     "…",
+		"short":                "…",
+		"ABCDEFGHIJK":          "…",
+		"ABCDEFGHIJKL":         "ABCD…KL",
+		"DHT11_DEMO_TOKEN":     "DHT1…EN",
+		"abcdefghij0123456789": "abcd…89",
+	} {
+		if got := Hint(in); got != want {
+			t.Errorf("Hint(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPayload(t *testing.T) {
+	for _, tc := range []struct {
+		secret *Secret
+		dur    *int64
+		want   string
+	}{
+		{nil, nil, `{}`},
+		{ptr(Secret("abc")), nil, `{"secretKey":"abc"}`},
+		{nil, ptr(int64(60000)), `{"durationMs":60000}`},
+		{ptr(Secret("")), ptr(int64(1)), `{"secretKey":"","durationMs":1}`},
+		{ptr(Secret(`a"b\c<&>ü`)), ptr(int64(2592000000)), `{"secretKey":"a\"b\\c<&>ü","durationMs":2592000000}`},
+	} {
+		if got := string(Payload(tc.secret, tc.dur)); got != tc.want {
+			t.Errorf("Payload = %s, want %s", got, tc.want)
+		}
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	tok, sec := Token("TOKEN_SHOULD_NOT_LEAK_123"), Secret("SECRET_SHOULD_NOT_LEAK")
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	log.Info("x", "token", tok, "secret", sec)
+	s := buf.String() + fmt.Sprint(tok, sec) + fmt.Sprintf("%v %+v %#v %s", tok, sec, sec, sec)
+	s += fmt.Sprintf("%v", Request{Token: tok, SecretKey: &sec})
+	if strings.Contains(s, "LEAK") {
+		t.Fatalf("secret material printed: %s", s)
+	}
+}
+
+func TestValidator(t *testing.T) {
+	v := NewValidator(0)
+	long := strings.Repeat("a", 129)
+	bad := []struct {
+		name  string
+		in    Input
+		field string
+	}{
+		{"empty token", Input{}, "token"},
+		{"token with slash", Input{Token: "a/b"}, "token"},
+		{"token with space", Input{Token: "a b"}, "token"},
+		{"token non-ascii", Input{Token: "tökén"}, "token"},
+		{"token too long", Input{Token: long}, "token"},
+		{"secret too long", Input{Token: "t", SecretKey: ptr(long)}, "secretKey"},
+		{"secret control char", Input{Token: "t", SecretKey: ptr("a\nb")}, "secretKey"},
+		{"secret invalid utf8", Input{Token: "t", SecretKey: ptr("a\xffb")}, "secretKey"},
+		{"duration zero", Input{Token: "t", DurationMs: ptr(int64(0))}, "durationMs"},
+		{"duration negative", Input{Token: "t", DurationMs: ptr(int64(-5))}, "durationMs"},
+		{"duration over 30 days", Input{Token: "t", DurationMs: ptr(int64(MaxDurationMs + 1))}, "durationMs"},
+		{"idempotency key too long", Input{Token: "t", IdempotencyKey: long}, "Idempotency-Key"},
+		{"idempotency key non-ascii", Input{Token: "t", IdempotencyKey: "ä"}, "Idempotency-Key"},
+	}
+	for _, tc := range bad {
+		_, err := v.Request(tc.in)
+		e, ok := err.(*Error)
+		if !ok || e.Code != CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
+			t.Errorf("%s: got %#v, want one invalid field %q", tc.name, err, tc.field)
+		}
+	}
+	r, err := v.Request(Input{Token: "T", SecretKey: ptr(strings.Repeat("ü", 128)), DurationMs: ptr(int64(MaxDurationMs))})
+	if err != nil || r.DurationMs == nil || *r.DurationMs != MaxDurationMs {
+		t.Fatalf("valid request refused: %v", err)
+	}
+	if r, _ := NewValidator(5000).Request(Input{Token: "T"}); r.DurationMs == nil || *r.DurationMs != 5000 {
+		t.Fatalf("default duration not applied: %v", r.DurationMs)
+	}
+	if r, _ := v.Request(Input{Token: "T"}); r.DurationMs != nil {
+		t.Fatal("no default configured, but a duration was set")
+	}
+}
+
+func TestFingerprint(t *testing.T) {
+	a := Request{Token: "T", SecretKey: ptr(Secret("s")), DurationMs: ptr(int64(5))}
+	same := Request{Token: "T", SecretKey: ptr(Secret("s")), DurationMs: ptr(int64(5))}
+	if !bytes.Equal(a.Fingerprint(), same.Fingerprint()) {
+		t.Fatal("same request, different fingerprints")
+	}
+	for _, other := range []Request{
+		{Token: "T2", SecretKey: ptr(Secret("s")), DurationMs: ptr(int64(5))},
+		{Token: "T", SecretKey: ptr(Secret("s2")), DurationMs: ptr(int64(5))},
+		{Token: "T", SecretKey: ptr(Secret("")), DurationMs: ptr(int64(5))},
+		{Token: "T", DurationMs: ptr(int64(5))},
+		{Token: "T", SecretKey: ptr(Secret("s"))},
+	} {
+		if bytes.Equal(a.Fingerprint(), other.Fingerprint()) {
+			t.Errorf("different request %v, same fingerprint", other)
+		}
+	}
+}
+
+func TestExpiresAt(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	c := Claim{DeliveredAt: &at}
+	if got := *c.ExpiresAt(); !got.Equal(at.Add(24 * time.Hour)) {
+		t.Fatalf("default expiry %v", got)
+	}
+	c.DurationMs = ptr(int64(60000))
+	if got := *c.ExpiresAt(); !got.Equal(at.Add(time.Minute)) {
+		t.Fatalf("expiry %v", got)
+	}
+	if (Claim{}).ExpiresAt() != nil {
+		t.Fatal("undelivered claim has an expiry")
+	}
+}

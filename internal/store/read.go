@@ -1,0 +1,145 @@
+package store
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// Get returns one claim.
+func (s *Store) Get(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
+	c, err := scanClaim(s.pool.QueryRow(ctx, `SELECT `+claimColumns+` FROM claims WHERE id = $1`, id))
+	return c, dbErr("get claim", err)
+}
+
+// ListByDevice returns a device's claims, newest first.
+func (s *Store) ListByDevice(ctx context.Context, token claim.Token, limit int) ([]claim.Claim, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+claimColumns+` FROM claims WHERE token_hash = $1
+		ORDER BY created_at DESC, id DESC LIMIT $2`, token.Hash(), limit)
+	if err != nil {
+		return nil, dbErr("list device claims", err)
+	}
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Claim, error) { return scanClaim(r) })
+	return cs, dbErr("list device claims", err)
+}
+
+// Page is one page of List.
+type Page struct {
+	Claims     []claim.Claim
+	NextCursor string // "" on the last page
+}
+
+// List returns claims newest first, optionally of one status. cursor is the
+// NextCursor of the previous page ("" for the first).
+func (s *Store) List(ctx context.Context, status claim.Status, limit int, cursor string) (Page, error) {
+	at, id := time.Now().Add(time.Hour), uuid.Max
+	if cursor != "" {
+		var err error
+		if at, id, err = decodeCursor(cursor); err != nil {
+			return Page{}, claim.Errorf(claim.CodeInvalid, "cursor is not one this service issued")
+		}
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+claimColumns+` FROM claims
+		WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3)
+		ORDER BY created_at DESC, id DESC LIMIT $4`, string(status), at, id, limit+1)
+	if err != nil {
+		return Page{}, dbErr("list claims", err)
+	}
+	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Claim, error) { return scanClaim(r) })
+	if err != nil {
+		return Page{}, dbErr("list claims", err)
+	}
+	p := Page{Claims: cs}
+	if len(cs) > limit {
+		p.Claims = cs[:limit]
+		last := p.Claims[limit-1]
+		p.NextCursor = encodeCursor(last.CreatedAt, last.ID)
+	}
+	return p, nil
+}
+
+func encodeCursor(at time.Time, id uuid.UUID) string {
+	b := binary.BigEndian.AppendUint64(nil, uint64(at.UnixMicro()))
+	return base64.RawURLEncoding.EncodeToString(append(b, id[:]...))
+}
+
+func decodeCursor(s string) (time.Time, uuid.UUID, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 24 {
+		return time.Time{}, uuid.Nil, errors.New("bad cursor")
+	}
+	id, _ := uuid.FromBytes(b[8:])
+	return time.UnixMicro(int64(binary.BigEndian.Uint64(b[:8]))), id, nil
+}
+
+// Event is one entry of a claim's audit trail.
+type Event struct {
+	At      time.Time `json:"at"`
+	Kind    string    `json:"kind"`
+	Attempt *int      `json:"attempt,omitempty"`
+	Outcome string    `json:"outcome,omitempty"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// Events returns a claim's audit trail, oldest first.
+func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]Event, error) {
+	if _, err := s.Get(ctx, id); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT at, kind, attempt, coalesce(outcome, ''), coalesce(detail, '')
+		FROM claim_events WHERE claim_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return nil, dbErr("claim events", err)
+	}
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
+		var e Event
+		err := r.Scan(&e.At, &e.Kind, &e.Attempt, &e.Outcome, &e.Detail)
+		return e, err
+	})
+	return evs, dbErr("claim events", err)
+}
+
+// Retry puts a failed claim back to pending, due now.
+func (s *Store) Retry(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
+	return s.transition(ctx, id, "retried", `status = 'failed'`, "is not failed",
+		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL`, true)
+}
+
+// Cancel turns a pending claim that no dispatcher is sending right now into
+// cancelled, and erases its token and secret.
+func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
+	return s.transition(ctx, id, "cancelled", `status = 'pending' AND (lease_until IS NULL OR lease_until < now())`,
+		"is not pending, or is being sent right now",
+		`status = 'cancelled', token = NULL, secret = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL`, false)
+}
+
+// transition applies an operator's state change when guard holds.
+func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refusal, set string, notify bool) (claim.Claim, error) {
+	var c claim.Claim
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		c, err = scanClaim(tx.QueryRow(ctx, `WITH c AS (
+				UPDATE claims SET `+set+`, updated_at = now() WHERE id = $1 AND `+guard+` RETURNING `+claimColumns+`),
+			e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, $2 FROM c)
+			SELECT * FROM c`, id, event))
+		if errors.Is(err, pgx.ErrNoRows) {
+			cur, gerr := scanClaim(tx.QueryRow(ctx, `SELECT `+claimColumns+` FROM claims WHERE id = $1`, id))
+			if gerr != nil {
+				return gerr
+			}
+			return claim.Errorf(claim.CodeConflict, "claim %s %s (status %s)", cur.ID, refusal, cur.Status)
+		}
+		if err == nil && notify {
+			_, err = tx.Exec(ctx, "SELECT pg_notify($1, '')", NotifyChannel)
+		}
+		return err
+	})
+	return c, dbErr(event, err)
+}

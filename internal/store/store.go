@@ -1,0 +1,103 @@
+// Package store keeps claims in PostgreSQL (pgx/v5, pgxpool): intake with the
+// hold and idempotency rules, reads for the API, and the outbox that the
+// dispatcher leases from with FOR UPDATE SKIP LOCKED.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/seal"
+)
+
+// NotifyChannel is the LISTEN/NOTIFY channel that wakes dispatchers when a
+// claim becomes due. Notifications are only a hint: dispatchers also poll.
+const NotifyChannel = "claimsvc_claims"
+
+// Store is the PostgreSQL-backed claim store. It is safe for concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	sealer *seal.Sealer
+}
+
+// Open connects a pool to url. maxConns 0 keeps pgxpool's default.
+func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("database URL: %w", redactErr(err))
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("database: %w", redactErr(err))
+	}
+	if sealer == nil {
+		sealer, _ = seal.New(nil)
+	}
+	return &Store{pool: pool, sealer: sealer}, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() { s.pool.Close() }
+
+// Pool exposes the pool for migrations and tests.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return claim.Unavailable(err)
+	}
+	return nil
+}
+
+// redactErr drops a connection string's password from parse errors.
+func redactErr(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("cannot parse the database URL (check its syntax)")
+	}
+	return err
+}
+
+// dbErr turns a driver error into a domain error: SQL errors are internal,
+// everything else (no connection, network, timeout) means the database is
+// unavailable and nothing was stored.
+func dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *claim.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return claim.ErrNotFound
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// Class 08 (connection), 53 (resources), 57P (shutdown): unavailable.
+		switch {
+		case len(pgErr.Code) >= 2 && (pgErr.Code[:2] == "08" || pgErr.Code[:2] == "53"), pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03":
+			return claim.Unavailable(fmt.Errorf("%s: %w", op, err))
+		}
+		return &claim.Error{Code: claim.CodeInternal, Message: "internal error", Err: fmt.Errorf("%s: %w", op, err)}
+	}
+	return claim.Unavailable(fmt.Errorf("%s: %w", op, err))
+}
+
+// isUniqueViolation reports a unique-constraint violation on constraint.
+func isUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
