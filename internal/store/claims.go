@@ -140,4 +140,3 @@ func (s *Store) create(ctx context.Context, req claim.Request, hold time.Duratio
 	})
 	return out, err
 }
-

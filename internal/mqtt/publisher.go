@@ -1,0 +1,187 @@
+// Package mqtt delivers one claim to ThingsBoard the way the device would:
+// MQTT 3.1.1, clean session, username = the device's access token, QoS 1 on
+// v1/devices/me/claim, one short-lived connection per attempt (design §3).
+//
+// paho's own reconnect and connect-retry loops are off, and no paho token is
+// ever waited on without a deadline (paho issue #613: Wait can hang forever).
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// ClaimTopic is ThingsBoard's device claim topic (thingsboard-claiming.md §1.2).
+const ClaimTopic = "v1/devices/me/claim"
+
+// Config configures a Publisher.
+type Config struct {
+	URL            string        // tcp://, mqtt://, ssl://, mqtts://
+	CAFile         string        // PEM bundle to trust for ssl:// (empty: system roots)
+	ConnectTimeout time.Duration // until CONNACK (default 10 s)
+	AckTimeout     time.Duration // from PUBLISH until PUBACK (default 10 s)
+}
+
+// Publisher sends claims. It holds no connection between attempts and is safe
+// for concurrent use; callers bound the concurrency.
+type Publisher struct {
+	broker         string
+	tls            *tls.Config
+	connectTimeout time.Duration
+	ackTimeout     time.Duration
+}
+
+// New checks cfg and returns a Publisher.
+func New(cfg Config) (*Publisher, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("MQTT URL %q: want scheme://host:port (tcp, mqtt, ssl or mqtts)", cfg.URL)
+	}
+	if u.User != nil {
+		return nil, errors.New("MQTT URL: must not carry credentials: the username is each device's token")
+	}
+	p := &Publisher{connectTimeout: cfg.ConnectTimeout, ackTimeout: cfg.AckTimeout}
+	if p.connectTimeout <= 0 {
+		p.connectTimeout = 10 * time.Second
+	}
+	if p.ackTimeout <= 0 {
+		p.ackTimeout = 10 * time.Second
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "tcp", "mqtt":
+		u.Scheme = "tcp"
+		if cfg.CAFile != "" {
+			return nil, errors.New("MQTT CA file given, but the MQTT URL is not ssl:// or mqtts://")
+		}
+	case "ssl", "mqtts":
+		u.Scheme = "ssl"
+		p.tls = &tls.Config{MinVersion: tls.VersionTLS12, ServerName: u.Hostname()}
+		if cfg.CAFile != "" {
+			pem, err := os.ReadFile(cfg.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("MQTT CA file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("MQTT CA file %s: no PEM certificates in it", cfg.CAFile)
+			}
+			p.tls.RootCAs = pool
+		}
+	default:
+		return nil, fmt.Errorf("MQTT URL scheme %q: want tcp, mqtt, ssl or mqtts", u.Scheme)
+	}
+	if u.Port() == "" {
+		port := "1883"
+		if u.Scheme == "ssl" {
+			port = "8883"
+		}
+		u.Host = u.Host + ":" + port
+	}
+	p.broker = u.Scheme + "://" + u.Host
+	return p, nil
+}
+
+// Broker is the broker address in use (no credentials: safe to log).
+func (p *Publisher) Broker() string { return p.broker }
+
+// RejectedError means the broker refused the device's credentials (CONNACK 4
+// or 5): ThingsBoard does not know this token. Retrying cannot help.
+type RejectedError struct{ ReturnCode byte }
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("connection refused with CONNACK %d (%s): ThingsBoard does not know this device token", e.ReturnCode, connackText(e.ReturnCode))
+}
+
+// IsRejected reports whether err is a RejectedError.
+func IsRejected(err error) bool {
+	var r *RejectedError
+	return errors.As(err, &r)
+}
+
+func connackText(rc byte) string {
+	switch rc {
+	case 1:
+		return "unacceptable protocol version"
+	case 2:
+		return "identifier rejected"
+	case 3:
+		return "server unavailable"
+	case 4:
+		return "bad user name or password"
+	case 5:
+		return "not authorised"
+	}
+	return "unknown return code"
+}
+
+// Publish connects as the device, publishes payload at QoS 1 and returns once
+// the broker's PUBACK arrives. An error is a *RejectedError (do not retry) or
+// a transient failure (retry later). Errors never contain the token.
+func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.Token, payload []byte) error {
+	opts := paho.NewClientOptions().
+		AddBroker(p.broker).
+		SetClientID(clientID).
+		SetUsername(string(token)).
+		SetProtocolVersion(4). // else a refused CONNECT is retried as MQTT 3.1
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(p.connectTimeout).
+		SetWriteTimeout(p.ackTimeout).
+		SetKeepAlive(30 * time.Second).
+		SetOrderMatters(false)
+	if p.tls != nil {
+		opts.SetTLSConfig(p.tls)
+	}
+	c := paho.NewClient(opts)
+
+	ct := c.Connect()
+	if err := wait(ctx, ct, p.connectTimeout+time.Second, "connect"); err != nil {
+		// A connect still in flight ends by itself within ConnectTimeout.
+		go c.Disconnect(0)
+		return err
+	}
+	if err := ct.Error(); err != nil {
+		if rc := ct.(*paho.ConnectToken).ReturnCode(); rc == 4 || rc == 5 {
+			return &RejectedError{ReturnCode: rc}
+		} else if rc != 0 {
+			return fmt.Errorf("connect: CONNACK %d (%s)", rc, connackText(rc))
+		}
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer c.Disconnect(250)
+
+	pt := c.Publish(ClaimTopic, 1, false, payload)
+	if err := wait(ctx, pt, p.ackTimeout, "waiting for PUBACK"); err != nil {
+		return err
+	}
+	if err := pt.Error(); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
+// wait waits for a paho token, the context, or the timeout, whichever first.
+func wait(ctx context.Context, t paho.Token, timeout time.Duration, what string) error {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-t.Done():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	case <-timer.C:
+		return fmt.Errorf("%s: timed out after %s", what, timeout)
+	}
+}
