@@ -1,0 +1,297 @@
+package dispatch_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/dispatch"
+	"github.com/claimsvc/claimsvc/internal/metrics"
+	"github.com/claimsvc/claimsvc/internal/mqtt"
+	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
+	"github.com/claimsvc/claimsvc/internal/pgtest"
+	"github.com/claimsvc/claimsvc/internal/store"
+)
+
+func newStore(t *testing.T) *store.Store {
+	t.Helper()
+	s, err := store.Open(t.Context(), pgtest.NewDatabase(t), 16, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func fastConfig() dispatch.Config {
+	return dispatch.Config{Workers: 4, PollInterval: 50 * time.Millisecond, BackoffMin: 50 * time.Millisecond,
+		BackoffMax: 200 * time.Millisecond, ShutdownGrace: 2 * time.Second, ReapInterval: 100 * time.Millisecond}
+}
+
+// start runs a dispatcher until the test ends or stop is called.
+func start(t *testing.T, s *store.Store, sender dispatch.Sender, cfg dispatch.Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := dispatch.New(s, sender, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return stop
+}
+
+func publisher(t *testing.T, url string) *mqtt.Publisher {
+	p, err := mqtt.New(mqtt.Config{URL: url, ConnectTimeout: time.Second, AckTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func create(t *testing.T, s *store.Store, token, secret string, dur int64) claim.Claim {
+	t.Helper()
+	sk := claim.Secret(secret)
+	r := claim.Request{Token: claim.Token(token), SecretKey: &sk, DurationMs: &dur}
+	c, err := s.Create(t.Context(), r, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Claim
+}
+
+// waitStatus polls until the claim has status want.
+func waitStatus(t *testing.T, s *store.Store, id uuid.UUID, want claim.Status, within time.Duration) claim.Claim {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		c, err := s.Get(t.Context(), id)
+		if err == nil && c.Status == want {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("claim %s: status %s (%v), want %s within %s", id, c.Status, err, want, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestDeliversEndToEnd(t *testing.T) {
+	s := newStore(t)
+	b := mqtttest.Start(t, "127.0.0.1:0", nil)
+	start(t, s, publisher(t, b.URL()), fastConfig())
+
+	c := create(t, s, "DEVICE_TOKEN_0001", "s3cret", 60000)
+	got := waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
+	if got.Attempts != 1 || got.DeliveredAt == nil || got.ExpiresAt() == nil {
+		t.Fatalf("delivered claim: %+v", got)
+	}
+	m := b.WaitFor(t, 1, time.Second)[0]
+	if m.Topic != "v1/devices/me/claim" || m.Username != "DEVICE_TOKEN_0001" || string(m.Payload) != `{"secretKey":"s3cret","durationMs":60000}` ||
+		m.ClientID != "claimsvc-"+c.ID.String() || m.QoS != 1 {
+		t.Fatalf("message %+v", m)
+	}
+	var tok, sec []byte
+	if err := s.Pool().QueryRow(t.Context(), `SELECT token, secret FROM claims WHERE id = $1`, c.ID).Scan(&tok, &sec); err != nil || tok != nil || sec != nil {
+		t.Fatalf("token/secret still stored after delivery (%v)", err)
+	}
+}
+
+func TestRefusedTokenIsRejectedAfterOneAttempt(t *testing.T) {
+	s := newStore(t)
+	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u != "UNKNOWN_TOKEN_01" })
+	start(t, s, publisher(t, b.URL()), fastConfig())
+
+	c := create(t, s, "UNKNOWN_TOKEN_01", "x", 1000)
+	got := waitStatus(t, s, c.ID, claim.StatusRejected, 5*time.Second)
+	time.Sleep(300 * time.Millisecond) // longer than several backoffs: no retry may follow
+	if got, _ = s.Get(t.Context(), c.ID); got.Attempts != 1 || got.LastError == "" {
+		t.Fatalf("rejected claim: %+v", got)
+	}
+	if _, refused := b.Connects(); refused != 1 {
+		t.Fatalf("broker refused %d connections, want 1", refused)
+	}
+}
+
+func TestBrokerDownThenBack(t *testing.T) {
+	s := newStore(t)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close() // nothing listens here yet
+	start(t, s, publisher(t, "tcp://"+addr), fastConfig())
+
+	c := create(t, s, "DEVICE_TOKEN_0002", "k", 5000)
+	deadline := time.Now().Add(5 * time.Second)
+	for { // wait for at least one failed attempt
+		got, _ := s.Get(t.Context(), c.ID)
+		if got.Attempts >= 1 && got.LastError != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no failed attempt recorded while the broker was down")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b := mqtttest.Start(t, addr, nil)
+	got := waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
+	if got.Attempts < 2 {
+		t.Fatalf("attempts = %d, want > 1", got.Attempts)
+	}
+	if n := len(b.Messages()); n != 1 {
+		t.Fatalf("%d messages, want 1", n)
+	}
+}
+
+func TestPendingClaimsSurviveARestart(t *testing.T) {
+	s := newStore(t)
+	b := mqtttest.Start(t, "127.0.0.1:0", nil)
+	// Claims stored while no dispatcher runs (the service was down).
+	var ids []uuid.UUID
+	for i := range 20 {
+		ids = append(ids, create(t, s, uuid.NewString(), "k", int64(i+1)).ID)
+	}
+	// A dispatcher that starts, then stops at once (a restart).
+	stop := start(t, s, publisher(t, b.URL()), fastConfig())
+	stop()
+	start(t, s, publisher(t, b.URL()), fastConfig())
+	for _, id := range ids {
+		waitStatus(t, s, id, claim.StatusDelivered, 10*time.Second)
+	}
+}
+
+// overlapSender records whether two attempts of one claim ever overlapped.
+type overlapSender struct {
+	mu       sync.Mutex
+	inflight map[string]bool
+	sent     map[string]int
+	overlaps int
+}
+
+func (o *overlapSender) Publish(ctx context.Context, clientID string, _ claim.Token, _ []byte) error {
+	o.mu.Lock()
+	if o.inflight[clientID] {
+		o.overlaps++
+	}
+	o.inflight[clientID] = true
+	o.sent[clientID]++
+	o.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	o.mu.Lock()
+	delete(o.inflight, clientID)
+	o.mu.Unlock()
+	return nil
+}
+
+func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
+	s := newStore(t)
+	const n = 150
+	var ids []uuid.UUID
+	for i := range n {
+		ids = append(ids, create(t, s, uuid.NewString(), "k", int64(i+1)).ID)
+	}
+	o := &overlapSender{inflight: map[string]bool{}, sent: map[string]int{}}
+	start(t, s, o, fastConfig())
+	start(t, s, o, fastConfig())
+	for _, id := range ids {
+		waitStatus(t, s, id, claim.StatusDelivered, 20*time.Second)
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.overlaps != 0 {
+		t.Fatalf("%d overlapping sends", o.overlaps)
+	}
+	for id, k := range o.sent {
+		if k != 1 {
+			t.Errorf("%s sent %d times", id, k)
+		}
+	}
+}
+
+// blockingSender never finishes until its context ends.
+type blockingSender struct{ started chan struct{} }
+
+func (b blockingSender) Publish(ctx context.Context, _ string, _ claim.Token, _ []byte) error {
+	b.started <- struct{}{}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+func TestShutdownReleasesInFlightLeases(t *testing.T) {
+	s := newStore(t)
+	c := create(t, s, "DEVICE_TOKEN_0003", "k", 1000)
+	bs := blockingSender{started: make(chan struct{}, 1)}
+	cfg := fastConfig()
+	cfg.ShutdownGrace = 100 * time.Millisecond
+	stop := start(t, s, bs, cfg)
+	<-bs.started
+	stop()
+	var owner *uuid.UUID
+	var attempts int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT lease_owner, attempts FROM claims WHERE id = $1`, c.ID).Scan(&owner, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if owner != nil || attempts != 0 {
+		t.Fatalf("after shutdown: lease_owner %v, attempts %d; want released and uncounted", owner, attempts)
+	}
+	// The next dispatcher sends it at once.
+	b := mqtttest.Start(t, "127.0.0.1:0", nil)
+	start(t, s, publisher(t, b.URL()), fastConfig())
+	waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
+}
+
+type failingSender struct{}
+
+func (failingSender) Publish(context.Context, string, claim.Token, []byte) error {
+	return errors.New("connection refused")
+}
+
+func TestGivesUpAfterMaxPendingAge(t *testing.T) {
+	s := newStore(t)
+	cfg := fastConfig()
+	cfg.MaxPendingAge = 300 * time.Millisecond
+	start(t, s, failingSender{}, cfg)
+	c := create(t, s, "DEVICE_TOKEN_0004", "k", 1000)
+	got := waitStatus(t, s, c.ID, claim.StatusFailed, 5*time.Second)
+	if got.Attempts < 2 || got.LastError == "" {
+		t.Fatalf("failed claim: %+v", got)
+	}
+	// An operator's retry sends it again.
+	if _, err := s.Retry(t.Context(), c.ID); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	minD, maxD := time.Second, 5*time.Minute
+	for attempt := 1; attempt <= 40; attempt++ {
+		ceiling := maxD
+		if attempt < 20 {
+			ceiling = min(maxD, minD<<(attempt-1))
+		}
+		for range 200 {
+			d := dispatch.Backoff(attempt, minD, maxD)
+			if d < minD || d > ceiling {
+				t.Fatalf("attempt %d: %s outside [%s, %s]", attempt, d, minD, ceiling)
+			}
+		}
+	}
+	// Jitter spreads retries: the 10th attempt is not always the same.
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		seen[dispatch.Backoff(10, minD, maxD)] = true
+	}
+	if len(seen) < 10 {
+		t.Fatal("no jitter")
+	}
+}
