@@ -272,7 +272,7 @@ func (h *tbHook) ackThenClose(cl *mqtt.Client, s *mqttSession, pk packets.Packet
 // newBroker builds the mochi server with the ThingsBoard hook.
 func newBroker(e *Emulator, log *slog.Logger) (*mqtt.Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1 // QoS 2 is not supported: PUBLISH QoS 2 is answered with PUBACK (reference §1.2)
+	caps.MaximumQos = 1                // QoS 2 is not supported: PUBLISH QoS 2 is answered with PUBACK (reference §1.2)
 	caps.MaximumPacketSize = 65536 + 5 // transport.mqtt.netty.max_payload_size (reference §2)
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log, InlineClient: false})
 	hook := &tbHook{e: e, sessions: map[*mqtt.Client]*mqttSession{}}
