@@ -219,8 +219,12 @@ claim_status_t claim_run(const claim_config_t *cfg, const claim_port_t *port, cl
                     "claim: MQTT broker refused the token (CONNACK %d): stopping", connack);
                 return finish(r, port, start, CLAIM_ERR_TOKEN, CLAIM_PATH_NONE);
             }
-            say(port, CLAIM_LOG_WARN, "claim: MQTT attempt failed (%s, CONNACK %d)", claim_io_str(io),
-                connack);
+            if (io == CLAIM_IO_REFUSED) {
+                say(port, CLAIM_LOG_WARN, "claim: MQTT broker refused the connection (CONNACK %d)",
+                    connack);
+            } else {
+                say(port, CLAIM_LOG_WARN, "claim: MQTT attempt failed (%s)", claim_io_str(io));
+            }
         } else if (!service_usable) {
             say(port, CLAIM_LOG_ERROR,
                 "claim: service will not accept the claim and no MQTT fallback is configured");
