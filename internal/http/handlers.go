@@ -1,0 +1,323 @@
+package http
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// MaxPreferWait caps `Prefer: wait=N` (design §2: 30 s).
+const MaxPreferWait = 30
+
+// tokenFrom reads the device token from the path or the X-Device-Token header
+// and returns it with the name to report it under.
+type tokenFrom func(r *http.Request) (token, field string, err error)
+
+func pathToken(r *http.Request) (string, string, error) {
+	tok := chi.URLParam(r, "token")
+	if r.URL.RawPath != "" { // chi matched on the escaped path: decode the segment
+		dec, err := url.PathUnescape(tok)
+		if err != nil {
+			return "", "token", invalidField("token", "is not a valid URL path segment")
+		}
+		tok = dec
+	}
+	return tok, "token", nil
+}
+
+func headerToken(r *http.Request) (string, string, error) {
+	return r.Header.Get("X-Device-Token"), "X-Device-Token", nil
+}
+
+func invalidField(field, msg string) error {
+	return &claim.Error{Code: claim.CodeInvalid, Message: "the request breaks the field rules",
+		Fields: []claim.FieldError{{Field: field, Message: msg}}}
+}
+
+// deviceToken extracts and checks a token for the read routes.
+func deviceToken(r *http.Request, from tokenFrom) (claim.Token, error) {
+	tok, field, err := from(r)
+	if err != nil {
+		return "", err
+	}
+	if !claim.ValidToken(tok) {
+		msg := "must be 1-128 printable ASCII characters without spaces or '/'"
+		if tok == "" {
+			msg = "is required"
+		}
+		return "", invalidField(field, msg)
+	}
+	return claim.Token(tok), nil
+}
+
+// createClaim handles POST /devices/{token}/claim and POST /devices/claim.
+func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, replayed, wait, err := s.intake(w, r, from)
+		if err != nil {
+			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Inc()
+			writeError(w, r, s.log, err)
+			return
+		}
+		outcome := "created"
+		if replayed {
+			outcome = "replayed"
+			w.Header().Set("Idempotent-Replayed", "true")
+		} else {
+			s.wake()
+		}
+		s.metrics.ClaimsAccepted.WithLabelValues(outcome).Inc()
+		if wait >= 0 {
+			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+			c = s.waitFinal(r.Context(), c, time.Duration(wait)*time.Second)
+		}
+		status := http.StatusAccepted
+		if replayed || c.Status.Final() {
+			status = http.StatusOK
+		}
+		w.Header().Set("Location", "/claims/"+c.ID.String())
+		writeJSON(w, "application/json", status, view(c))
+	}
+}
+
+// intake decodes, validates and stores one claim request. wait is the applied
+// Prefer: wait in seconds, or -1 when none was asked for.
+func (s *server) intake(w http.ResponseWriter, r *http.Request, from tokenFrom) (c claim.Claim, replayed bool, wait int, err error) {
+	wait = preferWait(r.Header.Values("Prefer"))
+	tok, field, err := from(r)
+	if err != nil {
+		return c, false, wait, err
+	}
+	in := claim.Input{Token: tok, IdempotencyKey: r.Header.Get("Idempotency-Key")}
+	if f := r.URL.Query().Get("force"); f != "" {
+		if in.Force, err = strconv.ParseBool(f); err != nil {
+			return c, false, wait, invalidField("force", "must be true or false")
+		}
+	}
+	body, err := readBody(w, r, MaxClaimBody)
+	if err != nil {
+		return c, false, wait, err
+	}
+	if err := decodeClaimBody(body, &in); err != nil {
+		return c, false, wait, err
+	}
+	if _, ok := r.Header["Idempotency-Key"]; ok && in.IdempotencyKey == "" {
+		return c, false, wait, invalidField("Idempotency-Key", "must be 1-128 printable ASCII characters")
+	}
+	req, err := s.validate.Request(in)
+	if err != nil {
+		var ce *claim.Error
+		if errors.As(err, &ce) && field != "token" {
+			for i := range ce.Fields {
+				if ce.Fields[i].Field == "token" {
+					ce.Fields[i].Field = field
+				}
+			}
+		}
+		return c, false, wait, err
+	}
+	created, err := s.store.Create(r.Context(), req, s.hold)
+	return created.Claim, created.Replayed, wait, err
+}
+
+// preferWait finds wait=N in Prefer headers (RFC 7240); -1 when absent.
+func preferWait(values []string) int {
+	for _, v := range values {
+		for _, pref := range strings.Split(v, ",") {
+			name, val, ok := strings.Cut(strings.TrimSpace(strings.SplitN(pref, ";", 2)[0]), "=")
+			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
+				continue
+			}
+			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
+			if err != nil || n < 0 {
+				continue
+			}
+			return min(n, MaxPreferWait)
+		}
+	}
+	return -1
+}
+
+// waitFinal holds the response until the claim is final or d passes.
+func (s *server) waitFinal(ctx context.Context, c claim.Claim, d time.Duration) claim.Claim {
+	if c.Status.Final() || d <= 0 {
+		return c
+	}
+	done, cancel := s.hub.Subscribe(c.ID)
+	defer cancel()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	tick := time.NewTicker(250 * time.Millisecond) // another replica may finish it
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			done = nil
+		case <-tick.C:
+		case <-timer.C:
+			return c
+		case <-ctx.Done():
+			return c
+		}
+		if cur, err := s.store.Get(ctx, c.ID); err == nil {
+			c = cur
+			if c.Status.Final() {
+				return c
+			}
+		}
+	}
+}
+
+func acceptOutcome(err error) string {
+	switch claim.ErrorCode(err) {
+	case claim.CodeConflict, claim.CodeIdemReuse:
+		return "conflict"
+	case claim.CodeInvalid, claim.CodeMalformed, codeTooLarge, codeMediaType:
+		return "invalid"
+	case claim.CodeUnavailable:
+		return "unavailable"
+	}
+	return "error"
+}
+
+// limitParam reads ?limit= (1..max, default def).
+func limitParam(r *http.Request, def, maxN int) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxN {
+		return 0, invalidField("limit", "must be an integer from 1 to "+strconv.Itoa(maxN))
+	}
+	return n, nil
+}
+
+func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, err := deviceToken(r, from)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		limit, err := limitParam(r, 50, 500)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		cs, err := s.store.ListByDevice(r.Context(), tok, limit)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": views(cs)})
+	}
+}
+
+func claimID(r *http.Request) (uuid.UUID, error) {
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		return uuid.Nil, claim.ErrNotFound
+	}
+	return id, nil
+}
+
+// withClaim answers with the claim that f returns for the {id} in the path.
+func (s *server) withClaim(f func(context.Context, uuid.UUID) (claim.Claim, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id, err := claimID(r)
+		if err == nil {
+			var c claim.Claim
+			if c, err = f(r.Context(), id); err == nil {
+				writeJSON(w, "application/json", http.StatusOK, view(c))
+				return
+			}
+		}
+		writeError(w, r, s.log, err)
+	}
+}
+
+func (s *server) getClaim(w http.ResponseWriter, r *http.Request) { s.withClaim(s.store.Get)(w, r) }
+
+func (s *server) retryClaim(w http.ResponseWriter, r *http.Request) {
+	s.withClaim(func(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
+		c, err := s.store.Retry(ctx, id)
+		if err == nil {
+			s.wake()
+		}
+		return c, err
+	})(w, r)
+}
+
+func (s *server) cancelClaim(w http.ResponseWriter, r *http.Request) { s.withClaim(s.store.Cancel)(w, r) }
+
+func (s *server) claimEvents(w http.ResponseWriter, r *http.Request) {
+	id, err := claimID(r)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	evs, err := s.store.Events(r.Context(), id)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	writeJSON(w, "application/json", http.StatusOK, map[string]any{"events": evs})
+}
+
+func (s *server) listClaims(w http.ResponseWriter, r *http.Request) {
+	status := claim.Status(r.URL.Query().Get("status"))
+	if status != "" && !status.Valid() {
+		writeError(w, r, s.log, invalidField("status", "must be one of pending, delivered, rejected, failed, cancelled"))
+		return
+	}
+	limit, err := limitParam(r, 50, 500)
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	page, err := s.store.List(r.Context(), status, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
+	body := map[string]any{"claims": views(page.Claims), "nextCursor": nil}
+	if page.NextCursor != "" {
+		body["nextCursor"] = page.NextCursor
+	}
+	writeJSON(w, "application/json", http.StatusOK, body)
+}
+
+func (s *server) livez(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, "application/json", http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyz answers 200 when the database answers within 1 s and the process is
+// not shutting down.
+func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.draining() {
+		writeError(w, r, s.log, claim.Errorf(claim.CodeUnavailable, "shutting down"))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := s.store.Ping(ctx); err != nil {
+		writeError(w, r, s.log, claim.Errorf(claim.CodeUnavailable, "the database does not answer"))
+		return
+	}
+	writeJSON(w, "application/json", http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) openapi(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/yaml")
+	_, _ = w.Write(s.spec)
+}

@@ -1,0 +1,153 @@
+package http
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// withRequestID keeps a well-formed inbound X-Request-Id, otherwise makes one,
+// and echoes it on every response.
+func withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !validRequestID.MatchString(id) {
+			id = uuid.Must(uuid.NewV7()).String()
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+	})
+}
+
+// recorder remembers the status and size of a response.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += n
+	return n, err
+}
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// observe logs and measures each request by its route pattern, never by its
+// raw path (a path may hold a device token), and turns panics into 500s.
+func (s *server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request", "panic", p, "stack", string(debug.Stack()))
+				if rec.status == 0 {
+					writeError(rec, r, s.log, &claim.Error{Code: claim.CodeInternal, Message: "internal error"})
+				}
+			}
+			route := "unmatched"
+			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+				route = rc.RoutePattern()
+			}
+			d := time.Since(start)
+			s.metrics.HTTPDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(d.Seconds())
+			level := slog.LevelInfo
+			if route == "/livez" || route == "/readyz" || route == "/metrics" {
+				level = slog.LevelDebug
+			}
+			s.log.Log(r.Context(), level, "request", "request_id", requestID(r.Context()), "method", r.Method,
+				"route", route, "status", rec.status, "bytes", rec.bytes, "duration_ms", float64(d.Microseconds())/1000)
+		}()
+		next.ServeHTTP(rec, r)
+	})
+}
+
+// Access decides who may call which routes. Keys are configured as SHA-256
+// hex digests (CLAIMSVC_API_KEYS), so the service never holds them in clear.
+type Access struct {
+	KeyHashes [][]byte // SHA-256 of each accepted key
+	// RequireForClaims makes the device routes (create/read claims) need a
+	// key too. Operator routes need one whenever keys are configured.
+	RequireForClaims bool
+}
+
+// presentedKey reads "Authorization: Bearer K" or "X-API-Key: K".
+func presentedKey(r *http.Request) (string, bool) {
+	if k := r.Header.Get("X-API-Key"); k != "" {
+		return k, true
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:]), true
+	}
+	return "", false
+}
+
+// allowed compares the key's digest with every configured digest in constant
+// time (no early exit), so timing reveals nothing about which matched.
+func (a Access) allowed(key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	ok := 0
+	for _, h := range a.KeyHashes {
+		ok |= subtle.ConstantTimeCompare(sum[:], h)
+	}
+	return ok == 1
+}
+
+// requireKey guards routes; operator routes always need a key when keys exist.
+func (s *server) requireKey(operator bool) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if len(s.access.KeyHashes) == 0 || (!operator && !s.access.RequireForClaims) {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key, ok := presentedKey(r)
+			switch {
+			case !ok:
+				w.Header().Set("WWW-Authenticate", `Bearer realm="claimsvc"`)
+				writeError(w, r, s.log, claim.Errorf(codeUnauthorized, "send an API key: Authorization: Bearer <key> or X-API-Key"))
+			case !s.access.allowed(key):
+				writeError(w, r, s.log, claim.Errorf(codeForbidden, "the API key is not accepted"))
+			default:
+				next.ServeHTTP(w, r)
+			}
+		})
+	}
+}

@@ -1,0 +1,44 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// routes is the whole API surface in one place; api/openapi.yaml describes
+// every route here except those marked internal, and a test keeps them equal.
+func (s *server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(withRequestID, s.observe)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, claim.Errorf(codeNoRoute, "no such route"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.log, claim.Errorf(codeMethod, "method not allowed on this route"))
+	})
+
+	r.Get("/livez", s.livez)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
+	r.Get("/openapi.yaml", s.openapi)
+
+	r.Group(func(r chi.Router) { // device routes
+		r.Use(s.requireKey(false))
+		r.Post("/devices/{token}/claim", s.createClaim(pathToken))
+		r.Post("/devices/claim", s.createClaim(headerToken))
+		r.Get("/devices/{token}/claims", s.deviceClaims(pathToken))
+		r.Get("/devices/claims", s.deviceClaims(headerToken))
+		r.Get("/claims/{id}", s.getClaim)
+		r.Get("/claims/{id}/events", s.claimEvents)
+	})
+	r.Group(func(r chi.Router) { // operator routes
+		r.Use(s.requireKey(true))
+		r.Get("/claims", s.listClaims)
+		r.Post("/claims/{id}/retry", s.retryClaim)
+		r.Delete("/claims/{id}", s.cancelClaim)
+	})
+	return r
+}

@@ -1,0 +1,73 @@
+// Package http is claimsvc's HTTP API (design §2): routes, request decoding
+// and validation, RFC 9457 problems, API keys, request ids, logs and metrics.
+// Callers import it as claimhttp.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/metrics"
+	"github.com/claimsvc/claimsvc/internal/notify"
+	"github.com/claimsvc/claimsvc/internal/store"
+)
+
+// Store is what the API needs of the claim store.
+type Store interface {
+	Create(ctx context.Context, req claim.Request, hold time.Duration) (store.Created, error)
+	Get(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	ListByDevice(ctx context.Context, token claim.Token, limit int) ([]claim.Claim, error)
+	List(ctx context.Context, status claim.Status, limit int, cursor string) (store.Page, error)
+	Events(ctx context.Context, id uuid.UUID) ([]store.Event, error)
+	Retry(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	Ping(ctx context.Context) error
+}
+
+// Deps is everything the API depends on.
+type Deps struct {
+	Store     Store
+	Validator *claim.Validator
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	Hub       *notify.Hub // wakes Prefer: wait requests; nil: poll only
+	Access    Access
+	Hold      time.Duration // CLAIMSVC_TB_CLAIM_HOLD
+	Draining  func() bool   // true once shutdown began: /readyz answers 503
+	Wake      func()        // nudges the local dispatcher after a commit; may be nil
+	OpenAPI   []byte        // served at /openapi.yaml
+}
+
+type server struct {
+	store    Store
+	validate *claim.Validator
+	metrics  *metrics.Metrics
+	log      *slog.Logger
+	hub      *notify.Hub
+	access   Access
+	hold     time.Duration
+	draining func() bool
+	wake     func()
+	spec     []byte
+}
+
+// NewServer returns the API's handler.
+func NewServer(d Deps) http.Handler {
+	s := &server{store: d.Store, validate: d.Validator, metrics: d.Metrics, log: d.Log, hub: d.Hub,
+		access: d.Access, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI}
+	if s.hub == nil {
+		s.hub = notify.New()
+	}
+	if s.draining == nil {
+		s.draining = func() bool { return false }
+	}
+	if s.wake == nil {
+		s.wake = func() {}
+	}
+	return s.routes()
+}

@@ -1,0 +1,52 @@
+package http
+
+import (
+	"time"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// claimView is the public face of a claim. It never holds the token or the
+// secret.
+type claimView struct {
+	ID            string     `json:"id"`
+	Status        string     `json:"status"`
+	TokenHint     string     `json:"tokenHint"`
+	HasSecret     bool       `json:"hasSecret"`
+	DurationMs    *int64     `json:"durationMs"`
+	Attempts      int        `json:"attempts"`
+	LastError     *string    `json:"lastError"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	NextAttemptAt *time.Time `json:"nextAttemptAt"`
+	DeliveredAt   *time.Time `json:"deliveredAt"`
+	ExpiresAt     *time.Time `json:"expiresAt"`
+}
+
+func view(c claim.Claim) claimView {
+	v := claimView{
+		ID: c.ID.String(), Status: string(c.Status), TokenHint: c.TokenHint, HasSecret: c.HasSecret,
+		DurationMs: c.DurationMs, Attempts: c.Attempts, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+		NextAttemptAt: utc(c.NextAttemptAt), DeliveredAt: utc(c.DeliveredAt), ExpiresAt: utc(c.ExpiresAt()),
+	}
+	if c.LastError != "" {
+		v.LastError = &c.LastError
+	}
+	return v
+}
+
+func views(cs []claim.Claim) []claimView {
+	out := make([]claimView, len(cs))
+	for i, c := range cs {
+		out[i] = view(c)
+	}
+	return out
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
