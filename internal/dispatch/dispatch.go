@@ -117,7 +117,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer stopGrace()
 
 	var bg sync.WaitGroup
-	bg.Go(func() { d.store.Listen(ctx, d.Wake, func(err error) { d.log.Warn("claim notifications interrupted; polling meanwhile", "err", err) }) })
+	bg.Go(func() {
+		d.store.Listen(ctx, d.Wake, func(err error) { d.log.Warn("claim notifications interrupted; polling meanwhile", "err", err) })
+	})
 	bg.Go(func() { d.every(ctx, d.cfg.ReapInterval, d.reap) })
 	bg.Go(func() { d.every(ctx, d.cfg.StatsInterval, d.stats) })
 

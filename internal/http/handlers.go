@@ -258,7 +258,9 @@ func (s *server) retryClaim(w http.ResponseWriter, r *http.Request) {
 	})(w, r)
 }
 
-func (s *server) cancelClaim(w http.ResponseWriter, r *http.Request) { s.withClaim(s.store.Cancel)(w, r) }
+func (s *server) cancelClaim(w http.ResponseWriter, r *http.Request) {
+	s.withClaim(s.store.Cancel)(w, r)
+}
 
 func (s *server) claimEvents(w http.ResponseWriter, r *http.Request) {
 	id, err := claimID(r)
