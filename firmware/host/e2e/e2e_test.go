@@ -239,7 +239,7 @@ func TestSimMQTTFallbackToMosquitto(t *testing.T) {
 		select {
 		case p := <-got:
 			var body struct {
-				SecretKey  string `json:"secretKey"`
+				SecretKey  string      `json:"secretKey"`
 				DurationMs json.Number `json:"durationMs"`
 			}
 			if err := json.Unmarshal(p, &body); err != nil || body.SecretKey != secret {
