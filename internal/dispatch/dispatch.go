@@ -153,9 +153,17 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- store.Job, idle chan 
 	for {
 		free := len(idle)
 		if free > 0 && ctx.Err() == nil {
-			leased, err := d.store.Lease(ctx, d.owner, free, d.cfg.LeaseFor)
-			if err != nil && ctx.Err() == nil {
+			// Not cancelled by shutdown: a lease cut off mid-query may have
+			// committed, and rows we never saw would stay leased until expiry.
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			leased, err := d.store.Lease(lctx, d.owner, free, d.cfg.LeaseFor)
+			cancel()
+			if err != nil {
 				d.log.Warn("cannot lease claims; will retry", "err", err)
+			}
+			if ctx.Err() != nil {
+				d.release(leased)
+				return
 			}
 			for i, job := range leased {
 				<-idle

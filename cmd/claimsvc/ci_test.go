@@ -1,0 +1,5 @@
+package main
+
+import "os"
+
+func getenvCI() bool { return os.Getenv("CI") == "true" }

@@ -1,0 +1,134 @@
+// Command claimsvc claims ThingsBoard devices on their behalf: it stores each
+// claim durably in PostgreSQL and delivers it over MQTT as the device would.
+// main only wires; run is what the tests drive.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/claimsvc/claimsvc/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "claimsvc:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `claimsvc claims ThingsBoard devices on their behalf.
+
+Usage:
+  claimsvc serve [flags]        run the HTTP API and the delivery dispatcher
+  claimsvc migrate [flags]      apply database migrations and exit
+  claimsvc healthcheck [flags]  exit 0 when the local service's /readyz answers 200
+  claimsvc version              print the version
+  claimsvc COMMAND --help       help for one command
+
+Settings of serve (each flag is also an environment variable; a flag wins):
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, usage)
+		config.PrintFlags(stdout)
+		if len(args) == 0 {
+			return errors.New("no command given")
+		}
+		return nil
+	}
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "serve":
+		cfg, err := config.Parse(rest, getenv, stdout)
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, stderr)
+	case "migrate":
+		cfg, err := config.Parse(rest, getenv, stdout)
+		if err != nil {
+			return err
+		}
+		return migrate(ctx, cfg, stderr)
+	case "healthcheck":
+		return healthcheck(ctx, rest, getenv, stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "claimsvc", buildVersion())
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q (see claimsvc --help)", cmd)
+	}
+}
+
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return version
+}
+
+// healthcheck probes /readyz of the service on this host: the container
+// healthcheck (distroless images have no curl).
+func healthcheck(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
+	fs := flag.NewFlagSet("claimsvc healthcheck", flag.ContinueOnError)
+	fs.SetOutput(out)
+	addr := getenv("CLAIMSVC_HTTP_ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	url := fs.String("url", "", "readiness URL to probe (default: http://127.0.0.1:PORT/readyz, PORT from --http-addr)")
+	fs.StringVar(&addr, "http-addr", addr, "the service's listen address (env CLAIMSVC_HTTP_ADDR)")
+	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *url == "" {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("--http-addr %q: %w", addr, err)
+		}
+		*url = "http://127.0.0.1:" + port + "/readyz"
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, *url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("not ready: %w", err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(res.Body, 512))
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready: %s: %s", res.Status, strings.TrimSpace(string(body)))
+	}
+	fmt.Fprintln(out, "ready")
+	return nil
+}

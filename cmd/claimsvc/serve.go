@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/claimsvc/claimsvc/api"
+	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/config"
+	"github.com/claimsvc/claimsvc/internal/dispatch"
+	claimhttp "github.com/claimsvc/claimsvc/internal/http"
+	"github.com/claimsvc/claimsvc/internal/metrics"
+	"github.com/claimsvc/claimsvc/internal/mqtt"
+	"github.com/claimsvc/claimsvc/internal/notify"
+	"github.com/claimsvc/claimsvc/internal/seal"
+	"github.com/claimsvc/claimsvc/internal/store"
+	"github.com/claimsvc/claimsvc/internal/tbemu"
+)
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openStore opens the database and, unless told not to, migrates it.
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, sealer *seal.Sealer) (*store.Store, error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), sealer)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Migrate {
+		applied, err := st.Migrate(ctx)
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("migrate: %w", err)
+		}
+		for _, m := range applied {
+			log.Info("applied migration", "migration", m)
+		}
+	}
+	return st, nil
+}
+
+func migrate(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	cfg.Migrate = true
+	st, err := openStore(ctx, cfg, log, nil)
+	if err != nil {
+		return err
+	}
+	st.Close()
+	log.Info("database schema is up to date")
+	return nil
+}
+
+// serve runs the API and the dispatcher until ctx ends, then shuts down in
+// order: readiness fails, the HTTP server drains, the dispatcher finishes or
+// releases what it holds, the pool closes.
+func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
+	log := newLogger(cfg, stderr)
+	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers)
+
+	key, err := seal.ParseKey(cfg.DataKey)
+	if err != nil {
+		return err
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		return err
+	}
+	if !sealer.Encrypts() {
+		log.Warn("CLAIMSVC_DATA_KEY is not set: device tokens and claim secrets are stored in plain text until delivered")
+	}
+
+	mqttURL := cfg.MQTTURL
+	if cfg.Demo {
+		emuCfg := tbemu.DefaultConfig()
+		emuCfg.Demo = true
+		emuCfg.MQTTAddr, emuCfg.HTTPAddr = cfg.DemoMQTTAddr, cfg.DemoHTTPAddr
+		emuCfg.Logger = log.With("component", "tbemu")
+		emu, err := tbemu.Start(ctx, emuCfg)
+		if err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		defer emu.Close()
+		mqttURL = "tcp://" + emu.MQTTAddr()
+		log.Info("demo mode: delivering to the in-process ThingsBoard emulator instead of --mqtt-url",
+			"mqtt", mqttURL, "thingsboard_rest", emu.HTTPURL(), "customer", "customerA@thingsboard.org / customer",
+			"claimable_devices", "DHT11 Demo Device (DHT11_DEMO_TOKEN), Raspberry Pi Demo Device (RASPBERRY_PI_DEMO_TOKEN)")
+	}
+	pub, err := mqtt.New(mqtt.Config{URL: mqttURL, CAFile: cfg.MQTTCAFile, ConnectTimeout: cfg.MQTTConnectTimeout, AckTimeout: cfg.MQTTAckTimeout})
+	if err != nil {
+		return err
+	}
+
+	st, err := openStore(ctx, cfg, log, sealer)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	m := metrics.New()
+	hub := notify.New()
+	disp := dispatch.New(st, pub, dispatch.Config{
+		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
+		LeaseFor:      2*(cfg.MQTTConnectTimeout+cfg.MQTTAckTimeout) + 30*time.Second,
+		ShutdownGrace: cfg.ShutdownTimeout / 2,
+	}, log.With("component", "dispatcher"), m, hub.Done)
+
+	var draining atomic.Bool
+	handler := claimhttp.NewServer(claimhttp.Deps{
+		Store: st, Validator: claim.NewValidator(cfg.DefaultDurationMs), Metrics: m, Hub: hub,
+		Log:      log.With("component", "http"),
+		Access:   claimhttp.Access{KeyHashes: cfg.APIKeyHashes, RequireForClaims: cfg.RequireAPIKey},
+		Hold:     cfg.TBClaimHold,
+		Draining: draining.Load, Wake: disp.Wake, OpenAPI: api.Spec,
+	})
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      claimhttp.MaxPreferWait*time.Second + 15*time.Second, // Prefer: wait holds answers
+		IdleTimeout:       90 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "mqtt", pub.Broker(), "encrypted_at_rest", sealer.Encrypts(),
+		"api_keys", len(cfg.APIKeyHashes), "require_api_key", cfg.RequireAPIKey)
+
+	dispCtx, stopDisp := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopDisp()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return disp.Run(dispCtx) })
+	g.Go(func() error {
+		<-gctx.Done() // a signal, or the HTTP server failed
+		log.Info("shutting down")
+		draining.Store(true)
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("HTTP requests still open at the shutdown deadline were cut", "err", err)
+			_ = srv.Close()
+		}
+		stopDisp()
+		return nil
+	})
+	err = g.Wait()
+	log.Info("stopped")
+	return err
+}

@@ -1,0 +1,248 @@
+// Package config reads claimsvc's settings. Every setting is a command-line
+// flag and an environment variable (CLAIMSVC_*); a flag wins over the
+// environment, which wins over the default. The table below is the single
+// source for parsing, defaults and --help.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is everything `claimsvc serve` needs.
+type Config struct {
+	HTTPAddr           string
+	DatabaseURL        string
+	DBMaxConns         int
+	Migrate            bool
+	MQTTURL            string
+	MQTTCAFile         string
+	MQTTConnectTimeout time.Duration
+	MQTTAckTimeout     time.Duration
+	DataKey            string // base64; see internal/seal
+	APIKeyHashes       [][]byte
+	RequireAPIKey      bool
+	Workers            int
+	DefaultDurationMs  int64
+	TBClaimHold        time.Duration
+	MaxPendingAge      time.Duration
+	ShutdownTimeout    time.Duration
+	LogLevel           slog.Level
+	LogFormat          string
+	Demo               bool
+	DemoMQTTAddr       string
+	DemoHTTPAddr       string
+}
+
+// setting is one row of the table: a flag, its variable, its default.
+type setting struct {
+	flag, env, def, usage string
+	secret            bool // never echo the value (errors, help)
+	boolean           bool
+	apply             func(c *Config, v string) error
+}
+
+// Settings lists every setting of `serve`, in --help order.
+var settings = []setting{
+	{flag: "http-addr", env: "CLAIMSVC_HTTP_ADDR", def: ":8080", usage: "address the HTTP API listens on",
+		apply: func(c *Config, v string) error { c.HTTPAddr = v; return nil }},
+	{flag: "database-url", env: "CLAIMSVC_DATABASE_URL", def: "postgres://postgres@localhost:5432/postgres?sslmode=disable",
+		usage: "PostgreSQL connection URL", secret: true,
+		apply: func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{flag: "db-max-conns", env: "CLAIMSVC_DB_MAX_CONNS", def: "20", usage: "largest number of PostgreSQL connections",
+		apply: func(c *Config, v string) error { return positiveInt(&c.DBMaxConns, v) }},
+	{flag: "migrate", env: "CLAIMSVC_MIGRATE", def: "true", boolean: true, usage: "apply pending database migrations at start",
+		apply: func(c *Config, v string) error { return parseBool(&c.Migrate, v) }},
+	{flag: "mqtt-url", env: "CLAIMSVC_MQTT_URL", def: "tcp://localhost:1883", usage: "ThingsBoard's MQTT endpoint: tcp://, mqtt://, ssl:// or mqtts://",
+		apply: func(c *Config, v string) error { c.MQTTURL = v; return nil }},
+	{flag: "mqtt-ca-file", env: "CLAIMSVC_MQTT_CA_FILE", usage: "PEM file of CAs to trust for ssl:// and mqtts:// (default: the system's)",
+		apply: func(c *Config, v string) error { c.MQTTCAFile = v; return nil }},
+	{flag: "mqtt-connect-timeout", env: "CLAIMSVC_MQTT_CONNECT_TIMEOUT", def: "10s", usage: "how long to wait for CONNACK",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.MQTTConnectTimeout, v) }},
+	{flag: "mqtt-ack-timeout", env: "CLAIMSVC_MQTT_ACK_TIMEOUT", def: "10s", usage: "how long to wait for PUBACK",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.MQTTAckTimeout, v) }},
+	{flag: "data-key", env: "CLAIMSVC_DATA_KEY", secret: true,
+		usage: "32-byte key, base64, to encrypt tokens and secrets at rest with AES-256-GCM (openssl rand -base64 32); unset stores them in plain text",
+		apply: func(c *Config, v string) error { c.DataKey = v; return nil }},
+	{flag: "api-keys", env: "CLAIMSVC_API_KEYS",
+		usage: "comma-separated SHA-256 hex digests of accepted API keys (printf %s KEY | sha256sum); when set, operator routes need a key",
+		apply: parseKeyHashes},
+	{flag: "require-api-key", env: "CLAIMSVC_REQUIRE_API_KEY", def: "false", boolean: true, usage: "also require an API key on the claim routes",
+		apply: func(c *Config, v string) error { return parseBool(&c.RequireAPIKey, v) }},
+	{flag: "workers", env: "CLAIMSVC_WORKERS", def: "32", usage: "concurrent MQTT deliveries (bounds goroutines and connections)",
+		apply: func(c *Config, v string) error { return positiveInt(&c.Workers, v) }},
+	{flag: "default-duration-ms", env: "CLAIMSVC_DEFAULT_DURATION_MS",
+		usage: "durationMs for claims that give none (unset: leave it out and let ThingsBoard apply its 24 h)",
+		apply: parseDefaultDuration},
+	{flag: "tb-claim-hold", env: "CLAIMSVC_TB_CLAIM_HOLD", def: "24h",
+		usage: "after a delivery, refuse (409) a different claim for the device this long: ThingsBoard ignores it while the first is cached",
+		apply: func(c *Config, v string) error { return nonNegativeDuration(&c.TBClaimHold, v) }},
+	{flag: "max-pending-age", env: "CLAIMSVC_MAX_PENDING_AGE", def: "168h", usage: "give up on a claim (failed) after it was pending this long",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.MaxPendingAge, v) }},
+	{flag: "shutdown-timeout", env: "CLAIMSVC_SHUTDOWN_TIMEOUT", def: "20s", usage: "how long shutdown may wait for requests and deliveries under way",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.ShutdownTimeout, v) }},
+	{flag: "log-level", env: "CLAIMSVC_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
+		apply: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
+	{flag: "log-format", env: "CLAIMSVC_LOG_FORMAT", def: "json", usage: "json or text",
+		apply: func(c *Config, v string) error {
+			if v != "json" && v != "text" {
+				return errors.New("want json or text")
+			}
+			c.LogFormat = v
+			return nil
+		}},
+	{flag: "demo", env: "CLAIMSVC_DEMO", def: "false", boolean: true,
+		usage: "run an in-process ThingsBoard emulator with its demo data and deliver to it (ignores --mqtt-url)",
+		apply: func(c *Config, v string) error { return parseBool(&c.Demo, v) }},
+	{flag: "demo-mqtt-addr", env: "CLAIMSVC_DEMO_MQTT_ADDR", def: "127.0.0.1:1884", usage: "with --demo: the emulator's MQTT address",
+		apply: func(c *Config, v string) error { c.DemoMQTTAddr = v; return nil }},
+	{flag: "demo-http-addr", env: "CLAIMSVC_DEMO_HTTP_ADDR", def: "127.0.0.1:9090", usage: "with --demo: the emulator's ThingsBoard REST address",
+		apply: func(c *Config, v string) error { c.DemoHTTPAddr = v; return nil }},
+}
+
+// rawValue collects a flag's text; parsing happens after env and defaults.
+type rawValue struct {
+	v       *string
+	set     *bool
+	boolean bool
+}
+
+func (r rawValue) String() string   { return "" }
+func (r rawValue) IsBoolFlag() bool { return r.boolean }
+func (r rawValue) Set(s string) error {
+	*r.v, *r.set = s, true
+	return nil
+}
+
+// Parse reads the serve settings from args and the environment.
+func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("claimsvc serve", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, "Usage: claimsvc serve [flags]\n\nRuns the HTTP API and the delivery dispatcher.\n\nFlags (each also an environment variable; a flag wins):\n")
+		PrintFlags(out)
+	}
+	raw := make([]string, len(settings))
+	set := make([]bool, len(settings))
+	for i, s := range settings {
+		fs.Var(rawValue{v: &raw[i], set: &set[i], boolean: s.boolean}, s.flag, s.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q (see claimsvc serve --help)", fs.Arg(0))
+	}
+	var c Config
+	for i, s := range settings {
+		v, from := s.def, "default"
+		if set[i] {
+			v, from = raw[i], "--"+s.flag
+		} else if e := getenv(s.env); e != "" {
+			v, from = e, s.env
+		}
+		if err := s.apply(&c, v); err != nil {
+			shown := strconv.Quote(v)
+			if s.secret {
+				shown = "(value hidden)"
+			}
+			return Config{}, fmt.Errorf("%s %s: %v", from, shown, err)
+		}
+	}
+	return c, nil
+}
+
+// PrintFlags writes the settings table for --help.
+func PrintFlags(out io.Writer) {
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	for _, s := range settings {
+		def := ""
+		if s.def != "" {
+			def = " (default " + s.def + ")"
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\t%s%s\n", s.flag, s.env, s.usage, def)
+	}
+	tw.Flush()
+}
+
+// LookupEnv returns the variable that goes with a flag name ("" if none).
+func LookupEnv(flagName string) string {
+	for _, s := range settings {
+		if s.flag == flagName {
+			return s.env
+		}
+	}
+	return ""
+}
+
+func positiveInt(dst *int, v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return errors.New("want a whole number of at least 1")
+	}
+	*dst = n
+	return nil
+}
+
+func parseBool(dst *bool, v string) error {
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return errors.New("want true or false")
+	}
+	*dst = b
+	return nil
+}
+
+func positiveDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return errors.New("want a positive duration such as 10s, 5m or 24h")
+	}
+	*dst = d
+	return nil
+}
+
+func nonNegativeDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return errors.New("want a duration such as 0s, 5m or 24h")
+	}
+	*dst = d
+	return nil
+}
+
+func parseDefaultDuration(c *Config, v string) error {
+	if v == "" {
+		return nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 || n > 2_592_000_000 {
+		return errors.New("want milliseconds from 1 to 2592000000 (30 days)")
+	}
+	c.DefaultDurationMs = n
+	return nil
+}
+
+func parseKeyHashes(c *Config, v string) error {
+	c.APIKeyHashes = nil
+	for _, h := range strings.Split(v, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != 32 {
+			return errors.New("want SHA-256 digests as 64 hex characters, comma-separated (the digests, not the keys)")
+		}
+		c.APIKeyHashes = append(c.APIKeyHashes, b)
+	}
+	return nil
+}

@@ -1,0 +1,66 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTPAddr != ":8080" || c.MQTTURL != "tcp://localhost:1883" || c.Workers != 32 || c.TBClaimHold != 24*time.Hour ||
+		c.MaxPendingAge != 168*time.Hour || c.LogLevel != slog.LevelInfo || c.LogFormat != "json" || !c.Migrate ||
+		c.RequireAPIKey || c.DefaultDurationMs != 0 || c.DatabaseURL == "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	e := env(map[string]string{"CLAIMSVC_WORKERS": "8", "CLAIMSVC_HTTP_ADDR": ":9", "CLAIMSVC_DEMO": "true",
+		"CLAIMSVC_API_KEYS": strings.Repeat("ab", 32) + "," + strings.Repeat("cd", 32), "CLAIMSVC_DEFAULT_DURATION_MS": "60000"})
+	c, err := Parse([]string{"--workers", "4", "--log-format=text"}, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Workers != 4 || c.HTTPAddr != ":9" || !c.Demo || c.LogFormat != "text" || len(c.APIKeyHashes) != 2 || c.DefaultDurationMs != 60000 {
+		t.Fatalf("%+v", c)
+	}
+}
+
+func TestErrorsNameTheSettingAndHideSecrets(t *testing.T) {
+	_, err := Parse(nil, env(map[string]string{"CLAIMSVC_WORKERS": "many"}), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "CLAIMSVC_WORKERS") {
+		t.Fatalf("got %v", err)
+	}
+	_, err = Parse([]string{"--api-keys", "plainkey"}, env(nil), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--api-keys") {
+		t.Fatalf("got %v", err)
+	}
+	for _, bad := range [][]string{{"--log-format", "xml"}, {"--tb-claim-hold", "-1s"}, {"--default-duration-ms", "0"}, {"extra"}} {
+		if _, err := Parse(bad, env(nil), &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+func TestHelpListsEveryFlagAndVariable(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Parse([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("got %v", err)
+	}
+	for _, s := range settings {
+		if !strings.Contains(out.String(), "--"+s.flag) || !strings.Contains(out.String(), s.env) {
+			t.Errorf("--help lacks %s / %s", s.flag, s.env)
+		}
+	}
+}
