@@ -45,9 +45,9 @@ type Config struct {
 // setting is one row of the table: a flag, its variable, its default.
 type setting struct {
 	flag, env, def, usage string
-	secret            bool // never echo the value (errors, help)
-	boolean           bool
-	apply             func(c *Config, v string) error
+	secret                bool // never echo the value (errors, help)
+	boolean               bool
+	apply                 func(c *Config, v string) error
 }
 
 // Settings lists every setting of `serve`, in --help order.
