@@ -22,7 +22,17 @@ const (
 	envTBDocker  = "CLAIMSVC_TB_DOCKER"   // "1": start thingsboard/tb-postgres with testcontainers-go
 	envTBImage   = "CLAIMSVC_TB_IMAGE"    // image for CLAIMSVC_TB_DOCKER; default thingsboard/tb-postgres
 	envTBUser    = "CLAIMSVC_TB_TENANT"   // tenant admin "user:password"; default tenant@thingsboard.org:tenant
+	envTBRequire = "CLAIMSVC_TB_REQUIRE"  // "1": fail instead of skipping when no ThingsBoard is available (CI)
 )
+
+// skip skips the test, or fails it when CLAIMSVC_TB_REQUIRE=1 so CI cannot pass by skipping.
+func skip(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if os.Getenv(envTBRequire) == "1" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
 
 const howToRun = `TestRealThingsBoard needs a real ThingsBoard. Either
   start one in Docker (takes minutes on the first run):
@@ -42,11 +52,11 @@ func TestRealThingsBoard(t *testing.T) {
 		target = existingTarget(t)
 	case os.Getenv(envTBDocker) == "1":
 		if testing.Short() {
-			t.Skip("-short: not starting ThingsBoard in Docker")
+			skip(t, "-short: not starting ThingsBoard in Docker")
 		}
 		target = dockerTarget(t)
 	default:
-		t.Skip(howToRun)
+		skip(t, "%s", howToRun)
 	}
 	if u := os.Getenv(envTBUser); u != "" {
 		user, pass, ok := strings.Cut(u, ":")
@@ -145,7 +155,7 @@ func skipIfNoDocker(t *testing.T) {
 		return provider.Health(ctx)
 	}()
 	if err != nil {
-		t.Skipf("%s=1 but no healthy Docker engine: %v\n\n%s", envTBDocker, err, howToRun)
+		skip(t, "%s=1 but no healthy Docker engine: %v\n\n%s", envTBDocker, err, howToRun)
 	}
 }
 
