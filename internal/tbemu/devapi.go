@@ -36,11 +36,18 @@ func (e *Emulator) handleDeviceHTTPClaim(w http.ResponseWriter, r *http.Request)
 		}
 		return
 	}
+	// Registration runs after the 200 has been written, as after a PUBACK (reference §7.2).
+	acked := make(chan struct{})
+	defer close(acked)
 	e.enqueue(registration{
 		deviceID: id,
 		req:      req,
+		acked:    acked,
 		event: ClaimEvent{Transport: "http", Topic: "POST /api/v1/{token}/claim", Username: token,
 			DeviceName: name, Payload: body},
 	})
 	w.WriteHeader(http.StatusOK)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
 }

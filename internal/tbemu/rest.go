@@ -421,15 +421,11 @@ func (e *Emulator) handleClaim(w http.ResponseWriter, r *http.Request, s session
 		e.badRequest(w, "Invalid request body")
 		return
 	}
-	var secret string
-	hasBody := len(body) > 0
-	if hasBody {
-		s, err := claimRequestSecret(body)
-		if err != nil {
-			e.badRequest(w, "Invalid request body")
-			return
-		}
-		secret = s
+	// No body, a blank body or JSON null all leave ClaimRequest null (row 5).
+	secret, hasBody, err := claimRequestSecret(body)
+	if err != nil {
+		e.badRequest(w, "Invalid request body")
+		return
 	}
 	if s.user.Authority != authCustomerUser {
 		e.forbidden(w)
@@ -460,25 +456,32 @@ func (e *Emulator) handleClaim(w http.ResponseWriter, r *http.Request, s session
 }
 
 // claimRequestSecret decodes ClaimRequest {secretKey} as Jackson does: null or absent is "", numbers
-// and booleans are coerced to their text, objects and arrays are errors.
-func claimRequestSecret(body []byte) (string, error) {
+// and booleans are coerced to their text, objects and arrays are errors. present is false when
+// there is no request object at all.
+func claimRequestSecret(body []byte) (secret string, present bool, err error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return "", false, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var req map[string]any
 	if err := dec.Decode(&req); err != nil {
-		return "", err
+		return "", false, err
+	}
+	if req == nil {
+		return "", false, nil // JSON null
 	}
 	switch v := req["secretKey"].(type) {
 	case nil:
-		return "", nil
+		return "", true, nil
 	case string:
-		return v, nil
+		return v, true, nil
 	case json.Number:
-		return v.String(), nil
+		return v.String(), true, nil
 	case bool:
-		return strconv.FormatBool(v), nil
+		return strconv.FormatBool(v), true, nil
 	default:
-		return "", errors.New("secretKey: cannot deserialize")
+		return "", false, errors.New("secretKey: cannot deserialize")
 	}
 }
 

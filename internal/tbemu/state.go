@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -159,7 +160,7 @@ func (s *state) addDevice(d *device, now int64) error {
 
 func (s *state) userByEmail(email string) *user {
 	for _, u := range s.users {
-		if u.Email == email {
+		if strings.EqualFold(u.Email, email) {
 			return u
 		}
 	}
