@@ -246,3 +246,12 @@ func parseKeyHashes(c *Config, v string) error {
 	}
 	return nil
 }
+
+// EnvVars lists every environment variable serve reads.
+func EnvVars() []string {
+	out := make([]string, len(settings))
+	for i, s := range settings {
+		out[i] = s.env
+	}
+	return out
+}
