@@ -274,7 +274,7 @@ func newBroker(e *Emulator, log *slog.Logger) (*mqtt.Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumQos = 1                // QoS 2 is not supported: PUBLISH QoS 2 is answered with PUBACK (reference §1.2)
 	caps.MaximumPacketSize = 65536 + 5 // transport.mqtt.netty.max_payload_size (reference §2)
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log, InlineClient: false})
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(redactHandler{log.Handler()})})
 	hook := &tbHook{e: e, sessions: map[*mqtt.Client]*mqttSession{}}
 	if err := srv.AddHook(hook, nil); err != nil {
 		return nil, err
