@@ -148,12 +148,13 @@ func parseGsonLenient(s string) (*jsonValue, error) {
 	}
 	p := &gsonParser{s: s, line: 1}
 	p.consumeNonExecutePrefix()
-	c, ok := p.nextNonWhitespace()
-	if !ok {
+	if _, ok := p.nextNonWhitespace(); !ok {
+		if p.err != nil {
+			return nil, p.err
+		}
 		return &jsonValue{kind: jsonNull}, nil
 	}
 	p.pos-- // unread
-	_ = c
 	v, err := p.value(0)
 	if err != nil {
 		return nil, err
@@ -472,24 +473,12 @@ func (p *gsonParser) array(depth int) (*jsonValue, error) {
 		case ']':
 			return arr, nil
 		case ',', ';':
-			// A separator followed by "]" is "[1,]" (handled above, adds null).
-			if c2, ok := p.peekNonWhitespace(); ok && c2 == ']' {
-				p.nextNonWhitespace()
-				arr.items = append(arr.items, &jsonValue{kind: jsonNull})
-				return arr, nil
-			}
+			// The next element follows; "[1,]" reaches the "]" case above and gains a null.
 		default:
 			p.pos--
 			return nil, p.syntaxError("Unterminated array")
 		}
 	}
-}
-
-func (p *gsonParser) peekNonWhitespace() (byte, bool) {
-	save := *p
-	c, ok := p.nextNonWhitespace()
-	*p = save
-	return c, ok
 }
 
 func (p *gsonParser) eofOr(msg string) error {

@@ -51,6 +51,7 @@ func TestParseClaimPayload(t *testing.T) {
 		{payload: `{"a" 1}`, kind: kindSyntax, msg: "com.google.gson.stream.MalformedJsonException: Expected ':'"},
 		{payload: `{"a":1,}`, kind: kindSyntax, msg: "com.google.gson.stream.MalformedJsonException: Expected name"},
 		{payload: `{"a":"\x"}`, kind: kindSyntax, msg: "com.google.gson.stream.MalformedJsonException: Invalid escape"},
+		{payload: "/* never closed", kind: kindSyntax, msg: "com.google.gson.stream.MalformedJsonException: Unterminated comment"},
 		{payload: strings.Repeat("[", 300), kind: kindSyntax, msg: "com.google.gson.stream.MalformedJsonException: Nesting limit"},
 		// runtime error path
 		{payload: `{"durationMs":"abc"}`, kind: kindRuntime, msg: "java.lang.NumberFormatException"},
@@ -100,11 +101,11 @@ func TestLazilyParsedLongWraps(t *testing.T) {
 }
 
 func TestGsonString(t *testing.T) {
-	v, err := parseGsonLenient(`[1.50, 'a"b', {x:TRUE, y:null}, [,]]`)
+	v, err := parseGsonLenient(`[1.50, 'a"b', {x:TRUE, y:null}, [,], [1,]]`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := v.String(), `[1.50,"a\"b",{"x":true,"y":null},[null,null]]`; got != want {
+	if got, want := v.String(), `[1.50,"a\"b",{"x":true,"y":null},[null,null],[1,null]]`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }
