@@ -72,6 +72,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	e.broker = broker
 	tcp := listeners.NewTCP(listeners.Config{ID: "tb-mqtt", Address: cfg.MQTTAddr})
 	if err := broker.AddListener(tcp); err != nil {
+		_ = broker.Close()
 		return nil, fmt.Errorf("tbemu: mqtt listen %s: %w", cfg.MQTTAddr, err)
 	}
 	e.mqttAt = tcp.Address()

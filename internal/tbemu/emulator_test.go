@@ -507,3 +507,20 @@ func TestContextCancelCloses(t *testing.T) {
 	}
 	t.Fatal("context cancel did not stop the emulator")
 }
+
+func TestStartFailsOnBusyPort(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, cfg := range []Config{
+		{MQTTAddr: ln.Addr().String(), HTTPAddr: "127.0.0.1:0"},
+		{MQTTAddr: "127.0.0.1:0", HTTPAddr: ln.Addr().String()},
+	} {
+		if e, err := Start(context.Background(), cfg); err == nil {
+			_ = e.Close()
+			t.Fatalf("Start(%+v) succeeded on a busy port", cfg)
+		}
+	}
+}
