@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: demo run build test test-go firmware-test firmware-sim vet fuzz clean help
+.PHONY: demo run tbemu test-tb build deps test test-go firmware-test firmware-sim vet clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -14,6 +14,12 @@ demo: ## run claimsvc with an in-process ThingsBoard emulator (needs only local 
 run: ## run claimsvc against local PostgreSQL and Mosquitto (127.0.0.1:1883)
 	$(GO) run ./cmd/claimsvc serve --log-format=text --mqtt-url=tcp://127.0.0.1:1883
 
+tbemu: ## run the ThingsBoard emulator alone with demo data (MQTT on 1884: Mosquitto has 1883)
+	$(GO) run ./cmd/tbemu --demo --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:9090
+
+test-tb: ## the claiming suite against a real ThingsBoard in Docker (takes minutes)
+	CLAIMSVC_TB_DOCKER=1 $(GO) test ./internal/tbtest -run RealThingsBoard -count=1 -v -timeout 30m
+
 build: ## build bin/claimsvc and bin/tbemu (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/claimsvc ./cmd/claimsvc
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tbemu ./cmd/tbemu
@@ -22,7 +28,10 @@ vet: ## go vet and a gofmt check
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal api migrations firmware/host/e2e)" || { gofmt -l cmd internal api migrations firmware/host/e2e; echo "gofmt needed"; exit 1; }
 
-test: vet firmware-test test-go ## everything: vet, firmware host tests, Go tests with -race
+deps: ## install the Debian packages the tests need (when root; otherwise says what is missing)
+	@scripts/deps.sh
+
+test: deps vet firmware-test test-go ## everything: vet, firmware host tests, Go tests with -race
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...

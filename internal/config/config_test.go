@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,19 @@ func TestHelpListsEveryFlagAndVariable(t *testing.T) {
 	for _, s := range settings {
 		if !strings.Contains(out.String(), "--"+s.flag) || !strings.Contains(out.String(), s.env) {
 			t.Errorf("--help lacks %s / %s", s.flag, s.env)
+		}
+	}
+}
+
+// TestREADMEDocumentsEverySetting keeps the README's table from drifting.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range EnvVars() {
+		if !strings.Contains(string(b), "`"+v+"`") {
+			t.Errorf("README.md does not document %s", v)
 		}
 	}
 }
