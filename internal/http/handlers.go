@@ -93,25 +93,37 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 // Prefer: wait in seconds, or -1 when none was asked for.
 func (s *server) intake(w http.ResponseWriter, r *http.Request, from tokenFrom) (c claim.Claim, replayed bool, wait int, err error) {
 	wait = preferWait(r.Header.Values("Prefer"))
-	tok, field, err := from(r)
+	req, err := s.parseClaim(w, r, from)
 	if err != nil {
 		return c, false, wait, err
+	}
+	created, err := s.store.Create(r.Context(), req, s.hold)
+	return created.Claim, created.Replayed, wait, err
+}
+
+// parseClaim turns a claim request (token, query, headers, body) into a valid
+// claim.Request, or a client error. It touches no storage, so the fuzz tests
+// drive it directly.
+func (s *server) parseClaim(w http.ResponseWriter, r *http.Request, from tokenFrom) (claim.Request, error) {
+	tok, field, err := from(r)
+	if err != nil {
+		return claim.Request{}, err
 	}
 	in := claim.Input{Token: tok, IdempotencyKey: r.Header.Get("Idempotency-Key")}
 	if f := r.URL.Query().Get("force"); f != "" {
 		if in.Force, err = strconv.ParseBool(f); err != nil {
-			return c, false, wait, invalidField("force", "must be true or false")
+			return claim.Request{}, invalidField("force", "must be true or false")
 		}
 	}
 	body, err := readBody(w, r, MaxClaimBody)
 	if err != nil {
-		return c, false, wait, err
+		return claim.Request{}, err
 	}
 	if err := decodeClaimBody(body, &in); err != nil {
-		return c, false, wait, err
+		return claim.Request{}, err
 	}
 	if _, ok := r.Header["Idempotency-Key"]; ok && in.IdempotencyKey == "" {
-		return c, false, wait, invalidField("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		return claim.Request{}, invalidField("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	req, err := s.validate.Request(in)
 	if err != nil {
@@ -123,10 +135,9 @@ func (s *server) intake(w http.ResponseWriter, r *http.Request, from tokenFrom) 
 				}
 			}
 		}
-		return c, false, wait, err
+		return claim.Request{}, err
 	}
-	created, err := s.store.Create(r.Context(), req, s.hold)
-	return created.Claim, created.Replayed, wait, err
+	return req, nil
 }
 
 // preferWait finds wait=N in Prefer headers (RFC 7240); -1 when absent.
