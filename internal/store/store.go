@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,10 +26,15 @@ const NotifyChannel = "claimsvc_claims"
 type Store struct {
 	pool   *pgxpool.Pool
 	sealer *seal.Sealer
+
+	gc        GroupCommit // see groupcommit.go
+	group     *committers
+	closeOnce sync.Once
 }
 
-// Open connects a pool to url. maxConns 0 keeps pgxpool's default.
-func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer) (*Store, error) {
+// Open connects a pool to url and starts the intake committers (see
+// WithGroupCommit). maxConns 0 keeps pgxpool's default.
+func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", redactErr(err))
@@ -44,11 +50,20 @@ func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer) 
 	if sealer == nil {
 		sealer, _ = seal.New(nil)
 	}
-	return &Store{pool: pool, sealer: sealer}, nil
+	st := &Store{pool: pool, sealer: sealer}
+	for _, o := range opts {
+		o(st)
+	}
+	st.startCommitters()
+	return st, nil
 }
 
-// Close closes the pool.
-func (s *Store) Close() { s.pool.Close() }
+// Close lets intake transactions under way finish, fails requests still
+// queued for one, and closes the pool.
+func (s *Store) Close() {
+	s.closeCommitters()
+	s.pool.Close()
+}
 
 // Pool exposes the pool for migrations and tests.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

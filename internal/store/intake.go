@@ -1,0 +1,304 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// maxDeviceLocks is the most per-device advisory locks one intake transaction
+// takes. PostgreSQL's lock table is shared by the whole server and sized for
+// about max_locks_per_transaction (64) locks per connection, so a transaction
+// for more devices than this takes the intake lock exclusively instead: it
+// then runs alone, and needs no per-device locks.
+const maxDeviceLocks = 64
+
+// intakeLock is the (int4, int4) advisory lock every intake transaction
+// holds: shared when it locks its devices one by one, exclusive when it has
+// too many devices for that. The two-integer key space is distinct from the
+// bigint one that deviceLock uses.
+var intakeLock = [2]int32{0x636c6169, 0x6d696e74} // "claimint"
+
+// errIdemRace means another transaction committed one of our Idempotency-Keys
+// between our lookup and our insert: the whole transaction is rolled back and
+// run again, and then the lookup sees that claim.
+var errIdemRace = errors.New("concurrent use of an Idempotency-Key")
+
+// Result is the outcome of one request of a batch: the claim stored or
+// replayed, or Err (a *claim.Error: conflict or Idempotency-Key reuse) for
+// this request alone.
+type Result struct {
+	Created
+	Err error
+}
+
+// item is one claim request inside an intake transaction.
+type item struct {
+	req  claim.Request
+	hash []byte // token hash
+	fp   []byte // fingerprint
+
+	// Decided in the transaction; reset when it is run again.
+	res      Result
+	newID    uuid.UUID // this request inserts a claim with this id
+	replayOf int       // ≥ 0: answered by the claim that items[replayOf] inserts
+}
+
+func newItem(req claim.Request) *item {
+	return &item{req: req, hash: req.Token.Hash(), fp: req.Fingerprint(), replayOf: -1}
+}
+
+// ref is a claim that answers or blocks a later request of the same batch:
+// either one already in the database or one this transaction inserts.
+type ref struct {
+	claim   claim.Claim // from the database (newItem < 0)
+	newItem int         // index of the item that inserts it, or -1
+	hash    []byte
+	fp      []byte
+	status  claim.Status
+}
+
+// createMany stores items in one transaction, applying design §2's rules to
+// each in order, as if they had arrived one after another: a later request
+// sees the claims that earlier ones of the same batch created. A nil error
+// means the transaction committed and each item's res holds its outcome; an
+// error means nothing was stored.
+func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duration) error {
+	var err error
+	for range 3 {
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.createTx(ctx, tx, items, hold) })
+		if !errors.Is(err, errIdemRace) {
+			return dbErr("create claims", err)
+		}
+	}
+	return claim.Errorf(claim.CodeConflict, "a concurrent request with the same Idempotency-Key is in progress")
+}
+
+func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold time.Duration) error {
+	var keys []int64
+	var hashes [][]byte
+	var idemKeys []string
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		it.res, it.newID, it.replayOf = Result{}, uuid.Nil, -1
+		if !seen[string(it.hash)] {
+			seen[string(it.hash)] = true
+			hashes = append(hashes, it.hash)
+			keys = append(keys, deviceLock(it.hash))
+		}
+		if it.req.IdempotencyKey != "" {
+			idemKeys = append(idemKeys, it.req.IdempotencyKey)
+		}
+	}
+
+	// One round trip: locks, then what the rules need to know.
+	b := &pgx.Batch{}
+	if len(keys) > maxDeviceLocks {
+		b.Queue(`SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, intakeLock[0], intakeLock[1])
+	} else {
+		slices.Sort(keys) // one order for everyone: no deadlocks
+		b.Queue(`SELECT pg_advisory_xact_lock_shared($1::int4, $2::int4)`, intakeLock[0], intakeLock[1])
+		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i`, keys)
+	}
+	known := map[string]ref{} // Idempotency-Key → its claim
+	if len(idemKeys) > 0 {
+		b.Queue(`SELECT idempotency_key, token_hash, fingerprint, `+claimColumns+` FROM claims WHERE idempotency_key = ANY($1::text[])`,
+			idemKeys).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var key string
+				r := ref{newItem: -1}
+				c, err := scanClaim(rows, &key, &r.hash, &r.fp)
+				if err != nil {
+					return err
+				}
+				r.claim, r.status = c, c.Status
+				known[key] = r
+			}
+			return rows.Err()
+		})
+	}
+	latest := make(map[string]ref, len(hashes)) // device → its newest pending or held claim
+	b.Queue(`SELECT t.h, c.* FROM unnest($1::bytea[]) AS t(h)
+		CROSS JOIN LATERAL (
+			SELECT fingerprint, `+claimColumns+` FROM claims
+			WHERE token_hash = t.h
+			  AND (status = 'pending' OR (status = 'delivered' AND delivered_at > now() - $2::interval))
+			ORDER BY created_at DESC, id DESC LIMIT 1) c`, hashes, hold).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			r := ref{newItem: -1}
+			c, err := scanClaim(rows, &r.hash, &r.fp)
+			if err != nil {
+				return err
+			}
+			r.claim, r.status = c, c.Status
+			latest[string(r.hash)] = r
+		}
+		return rows.Err()
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+
+	// The rules, request by request.
+	var ins inserts
+	for i, it := range items {
+		key := it.req.IdempotencyKey
+		if r, ok := known[key]; key != "" && ok {
+			if !bytes.Equal(r.hash, it.hash) || !bytes.Equal(r.fp, it.fp) {
+				it.res.Err = &claim.Error{Code: claim.CodeIdemReuse, Message: "this Idempotency-Key was already used with a different request"}
+				continue
+			}
+			it.answer(r)
+			continue
+		}
+		if r, ok := latest[string(it.hash)]; ok {
+			if bytes.Equal(r.fp, it.fp) {
+				it.answer(r)
+				continue
+			}
+			if !it.req.Force {
+				id := r.id(items)
+				msg := "a different claim for this device is pending"
+				if r.status == claim.StatusDelivered {
+					msg = "a different claim for this device was delivered within the hold window; ThingsBoard would silently ignore a new one until it is used or expires"
+				}
+				it.res.Err = &claim.Error{Code: claim.CodeConflict, Message: msg + " (use ?force=true to send anyway)", Blocking: &id}
+				continue
+			}
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		it.newID = id
+		ins.add(s, it)
+		r := ref{newItem: i, hash: it.hash, fp: it.fp, status: claim.StatusPending}
+		latest[string(it.hash)] = r
+		if key != "" {
+			known[key] = r
+		}
+	}
+	if ins.n() == 0 {
+		return nil
+	}
+
+	// One more round trip: the new claims, their audit events, the wake-up.
+	created := make(map[uuid.UUID]claim.Claim, ins.n())
+	b = &pgx.Batch{}
+	b.Queue(`WITH c AS (
+			INSERT INTO claims (id, token_hash, token_hint, token, secret, has_secret, duration_ms, fingerprint,
+			                    idempotency_key, next_attempt_at)
+			SELECT id, h, hint, tok, sec, has, dur, fp, idem, now()
+			FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::boolean[], $7::bigint[],
+			            $8::bytea[], $9::text[]) AS t(id, h, hint, tok, sec, has, dur, fp, idem)
+			ON CONFLICT (idempotency_key) DO NOTHING
+			RETURNING `+claimColumns+`),
+		e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, 'accepted' FROM c)
+		SELECT * FROM c`,
+		ins.id, ins.hash, ins.hint, ins.token, ins.secret, ins.hasSecret, ins.duration, ins.fp, ins.idem,
+	).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			c, err := scanClaim(rows)
+			if err != nil {
+				return err
+			}
+			created[c.ID] = c
+		}
+		return rows.Err()
+	})
+	b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	if len(created) != ins.n() {
+		return errIdemRace // a key we saw free was taken meanwhile
+	}
+	for _, it := range items {
+		switch {
+		case it.newID != uuid.Nil:
+			it.res.Claim = created[it.newID]
+		case it.replayOf >= 0:
+			it.res = Result{Created: Created{Claim: created[items[it.replayOf].newID], Replayed: true}}
+		}
+	}
+	return nil
+}
+
+// answer makes r (an earlier claim) the replayed answer to it.
+func (it *item) answer(r ref) {
+	if r.newItem >= 0 {
+		it.replayOf = r.newItem
+		return
+	}
+	it.res = Result{Created: Created{Claim: r.claim, Replayed: true}}
+}
+
+// id is the claim's id, whether stored already or being inserted.
+func (r ref) id(items []*item) uuid.UUID {
+	if r.newItem >= 0 {
+		return items[r.newItem].newID
+	}
+	return r.claim.ID
+}
+
+// inserts holds the new claims column by column, for one INSERT … unnest.
+type inserts struct {
+	id        []uuid.UUID
+	hash      [][]byte
+	hint      []string
+	token     [][]byte
+	secret    [][]byte
+	hasSecret []bool
+	duration  []*int64
+	fp        [][]byte
+	idem      []*string
+}
+
+func (ins *inserts) n() int { return len(ins.id) }
+
+func (ins *inserts) add(s *Store, it *item) {
+	id := it.newID
+	var secret []byte
+	if it.req.SecretKey != nil {
+		secret = s.sealer.Seal([]byte(*it.req.SecretKey), id[:])
+	}
+	var idem *string
+	if it.req.IdempotencyKey != "" {
+		idem = &it.req.IdempotencyKey
+	}
+	ins.id = append(ins.id, id)
+	ins.hash = append(ins.hash, it.hash)
+	ins.hint = append(ins.hint, claim.Hint(string(it.req.Token)))
+	ins.token = append(ins.token, s.sealer.Seal([]byte(it.req.Token), id[:]))
+	ins.secret = append(ins.secret, secret)
+	ins.hasSecret = append(ins.hasSecret, it.req.SecretKey != nil)
+	ins.duration = append(ins.duration, it.req.DurationMs)
+	ins.fp = append(ins.fp, it.fp)
+	ins.idem = append(ins.idem, idem)
+}
+
+// CreateBatch stores reqs in one transaction, applying the rules of Create to
+// each in order (a later request sees the claims earlier ones created). The
+// results are in the order of reqs; a request that breaks a rule fails alone
+// (its Result.Err). An error means nothing was stored.
+func (s *Store) CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]Result, error) {
+	items := make([]*item, len(reqs))
+	for i, r := range reqs {
+		items[i] = newItem(r)
+	}
+	if err := s.createMany(ctx, items, hold); err != nil {
+		return nil, err
+	}
+	out := make([]Result, len(items))
+	for i, it := range items {
+		out[i] = it.res
+	}
+	return out, nil
+}
