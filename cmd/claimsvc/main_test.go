@@ -19,25 +19,8 @@ import (
 
 	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
 	"github.com/claimsvc/claimsvc/internal/pgtest"
+	"github.com/claimsvc/claimsvc/internal/syncbuf"
 )
-
-// syncBuffer collects a process's output from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -52,7 +35,7 @@ func freeAddr(t *testing.T) string {
 // service is one `claimsvc serve` run in-process through run().
 type service struct {
 	url    string
-	out    *syncBuffer
+	out    *syncbuf.Buffer
 	stop   func() error
 	stopMu sync.Once
 }
@@ -65,7 +48,7 @@ func startService(t *testing.T, env map[string]string) *service {
 		base[k] = v
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return base[k] }, out, out) }()
 	s := &service{url: "http://" + addr, out: out}

@@ -8,35 +8,18 @@ import (
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/claimsvc/claimsvc/internal/syncbuf"
 )
 
-// lockedBuffer collects stderr from the emulator goroutine.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startRun runs the command in-process on free ports and returns its addresses.
-func startRun(t *testing.T, args ...string) (mqttAddr, httpURL string, stderr *lockedBuffer) {
+func startRun(t *testing.T, args ...string) (mqttAddr, httpURL string, stderr *syncbuf.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	stderr = &lockedBuffer{}
+	stderr = &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...), pw, stderr)
@@ -155,7 +138,7 @@ func TestDemoWithMosquittoPub(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	err := run(context.Background(), []string{"--help"}, io.Discard, &out)
 	if err == nil || !strings.Contains(err.Error(), "help requested") {
 		t.Fatalf("run --help: %v", err)

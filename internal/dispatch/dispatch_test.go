@@ -17,22 +17,11 @@ import (
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
-	"github.com/claimsvc/claimsvc/internal/pgtest"
 	"github.com/claimsvc/claimsvc/internal/store"
+	"github.com/claimsvc/claimsvc/internal/store/storetest"
 )
 
-func newStore(t *testing.T) *store.Store {
-	t.Helper()
-	s, err := store.Open(t.Context(), pgtest.NewDatabase(t), 16, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newStore(t *testing.T) *store.Store { return storetest.New(t, nil) }
 
 func fastConfig() dispatch.Config {
 	return dispatch.Config{Workers: 4, PollInterval: 50 * time.Millisecond, BackoffMin: 50 * time.Millisecond,

@@ -27,8 +27,8 @@ import (
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
 	"github.com/claimsvc/claimsvc/internal/notify"
-	"github.com/claimsvc/claimsvc/internal/pgtest"
 	"github.com/claimsvc/claimsvc/internal/store"
+	"github.com/claimsvc/claimsvc/internal/store/storetest"
 )
 
 // env is one API server on a fresh database, with the OpenAPI router that
@@ -46,15 +46,7 @@ type option func(*claimhttp.Deps)
 
 func newEnv(t *testing.T, opts ...option) *env {
 	t.Helper()
-	s, err := store.Open(t.Context(), pgtest.NewDatabase(t), 8, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return newEnvWithStore(t, s, opts...)
+	return newEnvWithStore(t, storetest.New(t, nil), opts...)
 }
 
 func newEnvWithStore(t *testing.T, s *store.Store, opts ...option) *env {

@@ -11,30 +11,13 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
-	"github.com/claimsvc/claimsvc/internal/pgtest"
-	"github.com/claimsvc/claimsvc/internal/seal"
 	"github.com/claimsvc/claimsvc/internal/store"
+	"github.com/claimsvc/claimsvc/internal/store/storetest"
 )
 
 func ptr[T any](v T) *T { return &v }
 
-// newStore opens a migrated store on a fresh database.
-func newStore(t *testing.T, key []byte) *store.Store {
-	t.Helper()
-	sealer, err := seal.New(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := store.Open(t.Context(), pgtest.NewDatabase(t), 8, sealer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	if _, err := s.Migrate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func newStore(t *testing.T, key []byte) *store.Store { return storetest.New(t, key) }
 
 func req(token, secret string, dur int64) claim.Request {
 	r := claim.Request{Token: claim.Token(token)}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claimsvc/claimsvc/internal/syncbuf"
 	paho "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -415,7 +416,7 @@ func TestJWTExpiryAndAuthorizationHeader(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
-	var buf syncBuffer
+	var buf syncbuf.Buffer
 	e, _ := start(t, func(c *Config) {
 		c.Demo = true
 		c.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -449,23 +450,6 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	if !strings.Contains(out, "device claimed") {
 		t.Errorf("log lacks the claim:\n%s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestCloseTwiceFreesPorts(t *testing.T) {
