@@ -33,6 +33,7 @@ func (s *server) routes() http.Handler {
 		r.Get("/devices/claims", s.deviceClaims(headerToken))
 		r.Get("/claims/{id}", s.getClaim)
 		r.Get("/claims/{id}/events", s.claimEvents)
+		r.Post("/claims:batch", s.createBatch)
 	})
 	r.Group(func(r chi.Router) { // operator routes
 		r.Use(s.requireKey(true))

@@ -20,6 +20,7 @@ import (
 // Store is what the API needs of the claim store.
 type Store interface {
 	Create(ctx context.Context, req claim.Request, hold time.Duration) (store.Created, error)
+	CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]store.Result, error)
 	Get(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 	ListByDevice(ctx context.Context, token claim.Token, limit int) ([]claim.Claim, error)
 	List(ctx context.Context, status claim.Status, limit int, cursor string) (store.Page, error)

@@ -1,0 +1,329 @@
+package http
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// POST /claims:batch takes up to MaxBatchItems claims, as a JSON array or as
+// NDJSON (one claim object per line), stores them in one transaction and
+// answers 200 with one result per claim, in input order: the claim view with
+// its own status (202 created, 200 replayed) or a problem (409, 422, 400,
+// 413) for that claim alone. Whole-request problems: 400 (not an array,
+// broken JSON array, empty), 413 (too many claims or bytes), 415 (content
+// type), 422 (a batch-level Idempotency-Key), 503 (nothing was stored).
+//
+// Each item is {"token", "secretKey", "durationMs", "idempotencyKey"} with the
+// single route's field rules; idempotencyKey is the item's own Idempotency-Key
+// (the header is refused on this route: one key cannot name many claims).
+// ?force=true applies to every item. Prefer: wait is not supported here.
+
+const (
+	// MaxBatchItems is the most claims one batch may hold.
+	MaxBatchItems = 1000
+	// MaxBatchBody is the largest batch body: MaxBatchItems claims of up to
+	// MaxClaimBody bytes each.
+	MaxBatchBody = MaxBatchItems * MaxClaimBody
+)
+
+// batchItem is one claim of a batch with its values still raw, so that wrong
+// JSON types are reported per field.
+type batchItem struct {
+	Token          json.RawMessage `json:"token"`
+	SecretKey      json.RawMessage `json:"secretKey"`
+	DurationMs     json.RawMessage `json:"durationMs"`
+	IdempotencyKey json.RawMessage `json:"idempotencyKey"`
+}
+
+// batchResult is one claim's outcome in a batch answer.
+type batchResult struct {
+	Index    int        `json:"index"`
+	Status   int        `json:"status"`
+	Replayed bool       `json:"replayed,omitempty"`
+	Claim    *claimView `json:"claim,omitempty"`
+	Problem  *Problem   `json:"problem,omitempty"`
+}
+
+type batchAnswer struct {
+	Results  []batchResult `json:"results"`
+	Created  int           `json:"created"`
+	Replayed int           `json:"replayed"`
+	Failed   int           `json:"failed"`
+}
+
+func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
+	raws, err := readBatch(w, r)
+	if err == nil {
+		if _, ok := r.Header["Idempotency-Key"]; ok {
+			err = invalidField("Idempotency-Key", "is not supported on /claims:batch: give each claim its own idempotencyKey")
+		}
+	}
+	var force bool
+	if f := r.URL.Query().Get("force"); err == nil && f != "" {
+		if force, err = strconv.ParseBool(f); err != nil {
+			err = invalidField("force", "must be true or false")
+		}
+	}
+	if err != nil {
+		s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Inc()
+		writeError(w, r, s.log, err)
+		return
+	}
+
+	ans := batchAnswer{Results: make([]batchResult, len(raws))}
+	reqs := make([]claim.Request, 0, len(raws))
+	at := make([]int, 0, len(raws)) // reqs[k] is item at[k]
+	for i, raw := range raws {
+		ans.Results[i].Index = i
+		req, err := s.batchRequest(raw, force)
+		if err != nil {
+			ans.Results[i].fail(r, err)
+			continue
+		}
+		reqs = append(reqs, req)
+		at = append(at, i)
+	}
+	if len(reqs) > 0 {
+		res, err := s.store.CreateBatch(r.Context(), reqs, s.hold)
+		if err != nil { // nothing was stored
+			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Add(float64(len(raws)))
+			writeError(w, r, s.log, err)
+			return
+		}
+		for k, out := range res {
+			br := &ans.Results[at[k]]
+			if out.Err != nil {
+				br.fail(r, out.Err)
+				continue
+			}
+			v := view(out.Claim)
+			br.Claim, br.Status, br.Replayed = &v, http.StatusAccepted, out.Replayed
+			if out.Replayed {
+				br.Status = http.StatusOK
+			}
+		}
+	}
+	for _, br := range ans.Results {
+		switch {
+		case br.Problem != nil:
+			ans.Failed++
+			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(itemErr(br.Problem))).Inc()
+		case br.Replayed:
+			ans.Replayed++
+			s.metrics.ClaimsAccepted.WithLabelValues("replayed").Inc()
+		default:
+			ans.Created++
+			s.metrics.ClaimsAccepted.WithLabelValues("created").Inc()
+		}
+	}
+	if ans.Created > 0 {
+		s.wake()
+	}
+	writeJSON(w, "application/json", http.StatusOK, ans)
+}
+
+// itemErr recovers the error code of an item's problem, for the metrics.
+func itemErr(p *Problem) error {
+	for code, st := range statuses {
+		if problemType(code) == p.Type && st.status == p.Status {
+			return &claim.Error{Code: code}
+		}
+	}
+	return &claim.Error{Code: claim.CodeInternal}
+}
+
+// fail makes err this item's problem, with the status the one table gives it.
+func (br *batchResult) fail(r *http.Request, err error) {
+	var e *claim.Error
+	if !errors.As(err, &e) {
+		e = &claim.Error{Code: claim.CodeInternal, Message: "internal error"}
+	}
+	st, ok := statuses[e.Code]
+	if !ok {
+		st = statuses[claim.CodeInternal]
+	}
+	p := &Problem{Type: problemType(e.Code), Title: st.title, Status: st.status, Detail: e.Message,
+		RequestID: requestID(r.Context()), Errors: e.Fields}
+	if e.Blocking != nil {
+		p.BlockingClaimID = e.Blocking.String()
+	}
+	br.Status, br.Problem = st.status, p
+}
+
+// batchRequest decodes and validates one item.
+func (s *server) batchRequest(raw []byte, force bool) (claim.Request, error) {
+	if raw == nil {
+		return claim.Request{}, claim.Errorf(codeTooLarge, "a claim may be at most %d bytes", MaxClaimBody)
+	}
+	if !utf8.Valid(raw) {
+		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "the claim is not valid UTF-8")
+	}
+	if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "each claim must be a JSON object")
+	}
+	var it batchItem
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&it); err != nil {
+		msg := jsonProblem(err)
+		if name, ok := bytes.CutPrefix([]byte(err.Error()), []byte("json: unknown field ")); ok {
+			if len(name) > 66 {
+				name = append(name[:64:64], `…"`...)
+			}
+			msg = "unknown field " + string(name) + " (allowed: token, secretKey, durationMs, idempotencyKey)"
+		}
+		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "the claim is not valid: %s", msg)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "the claim has data after the JSON object")
+	}
+	in := claim.Input{Force: force}
+	var fields []claim.FieldError
+	str := func(raw json.RawMessage, name string) *string {
+		if raw == nil {
+			return nil
+		}
+		var v string
+		if raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			fields = append(fields, claim.FieldError{Field: name, Message: "must be a string"})
+			return nil
+		}
+		return &v
+	}
+	if tok := str(it.Token, "token"); tok != nil {
+		in.Token = *tok
+	}
+	in.SecretKey = str(it.SecretKey, "secretKey")
+	if it.DurationMs != nil {
+		d, err := parseInteger(it.DurationMs)
+		if err != nil {
+			fields = append(fields, claim.FieldError{Field: "durationMs", Message: err.Error()})
+		} else {
+			in.DurationMs = &d
+		}
+	}
+	if key := str(it.IdempotencyKey, "idempotencyKey"); key != nil {
+		if *key == "" {
+			fields = append(fields, claim.FieldError{Field: "idempotencyKey", Message: "must be 1-128 printable ASCII characters"})
+		}
+		in.IdempotencyKey = *key
+	}
+	if fields != nil {
+		return claim.Request{}, &claim.Error{Code: claim.CodeInvalid, Message: "the claim breaks the field rules", Fields: fields}
+	}
+	req, err := s.validate.Request(in)
+	var ce *claim.Error
+	if errors.As(err, &ce) {
+		for i := range ce.Fields {
+			if ce.Fields[i].Field == "Idempotency-Key" {
+				ce.Fields[i].Field = "idempotencyKey"
+			}
+		}
+	}
+	return req, err
+}
+
+// readBatch reads a batch body and splits it into its items' raw JSON; an
+// item too large to consider is nil.
+func readBatch(w http.ResponseWriter, r *http.Request) ([][]byte, error) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ndjson := mt == "application/x-ndjson"
+	if !ndjson && !isJSON(r.Header.Get("Content-Type")) {
+		return nil, claim.Errorf(codeMediaType, "send the claims as application/json (an array) or application/x-ndjson (one object per line)")
+	}
+	if r.ContentLength > MaxBatchBody {
+		return nil, claim.Errorf(codeTooLarge, "the body may be at most %d bytes", MaxBatchBody)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBatchBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, claim.Errorf(codeTooLarge, "the body may be at most %d bytes", MaxBatchBody)
+		}
+		return nil, claim.Errorf(claim.CodeMalformed, "cannot read the request body")
+	}
+	var items [][]byte
+	if ndjson {
+		items, err = splitNDJSON(body)
+	} else {
+		items, err = splitArray(body)
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case len(items) == 0:
+		return nil, claim.Errorf(claim.CodeMalformed, "the batch holds no claims")
+	}
+	return items, nil
+}
+
+func tooManyItems() error {
+	return claim.Errorf(codeTooLarge, "a batch may hold at most %d claims", MaxBatchItems)
+}
+
+// splitArray splits a JSON array into its elements. A syntax error anywhere
+// fails the whole request: the items' boundaries are unknown after it.
+func splitArray(body []byte) ([][]byte, error) {
+	if !utf8.Valid(body) {
+		return nil, claim.Errorf(claim.CodeMalformed, "the body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return nil, claim.Errorf(claim.CodeMalformed, "the body must be a JSON array of claims (or NDJSON with Content-Type: application/x-ndjson)")
+	}
+	var items [][]byte
+	for dec.More() {
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, claim.Errorf(claim.CodeMalformed, "the body is not a valid JSON array: %s", jsonProblem(err))
+		}
+		if len(items) == MaxBatchItems {
+			return nil, tooManyItems()
+		}
+		if len(raw) > MaxClaimBody {
+			raw = nil
+		}
+		items = append(items, raw)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, claim.Errorf(claim.CodeMalformed, "the body is not a valid JSON array: %s", jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, claim.Errorf(claim.CodeMalformed, "the body has data after the JSON array")
+	}
+	return items, nil
+}
+
+// splitNDJSON splits NDJSON into its non-blank lines. Each line stands alone,
+// so a broken line fails only its own item.
+func splitNDJSON(body []byte) ([][]byte, error) {
+	var items [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, MaxBatchBody+1)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if len(items) == MaxBatchItems {
+			return nil, tooManyItems()
+		}
+		if len(line) > MaxClaimBody {
+			line = nil
+		}
+		items = append(items, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, claim.Errorf(claim.CodeMalformed, "cannot read the NDJSON body")
+	}
+	return items, nil
+}
