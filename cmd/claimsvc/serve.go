@@ -117,13 +117,19 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
 		LeaseFor:      2*(cfg.MQTTConnectTimeout+cfg.MQTTAckTimeout) + 30*time.Second,
 		ShutdownGrace: cfg.ShutdownTimeout / 2,
+		ProbeInterval: cfg.BrokerProbe, StatsInterval: cfg.StatsInterval,
 	}, log.With("component", "dispatcher"), m, hub.Done)
 
 	var draining atomic.Bool
 	handler := claimhttp.NewServer(claimhttp.Deps{
 		Store: st, Validator: claim.NewValidator(cfg.DefaultDurationMs), Metrics: m, Hub: hub,
-		Log:      log.With("component", "http"),
-		Access:   claimhttp.Access{KeyHashes: cfg.APIKeyHashes, RequireForClaims: cfg.RequireAPIKey},
+		Log:    log.With("component", "http"),
+		Access: claimhttp.Access{KeyHashes: cfg.APIKeyHashes, RequireForClaims: cfg.RequireAPIKey},
+		Limits: claimhttp.Limits{
+			PerIP:          claimhttp.Rate{N: cfg.RateLimitIP.N, Per: cfg.RateLimitIP.Per},
+			PerToken:       claimhttp.Rate{N: cfg.RateLimitToken.N, Per: cfg.RateLimitToken.Per},
+			TrustedProxies: cfg.TrustedProxies,
+		},
 		Hold:     cfg.TBClaimHold,
 		Draining: draining.Load, Wake: disp.Wake, OpenAPI: api.Spec,
 	})

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -30,6 +31,11 @@ type Config struct {
 	DataKey            string // base64; see internal/seal
 	APIKeyHashes       [][]byte
 	RequireAPIKey      bool
+	RateLimitIP        Rate     // per client IP; zero: off
+	RateLimitToken     Rate     // per device token (by its SHA-256); zero: off
+	TrustedProxies     []string // CIDRs whose X-Forwarded-For names the client
+	BrokerProbe        time.Duration
+	StatsInterval      time.Duration
 	Workers            int
 	DefaultDurationMs  int64
 	TBClaimHold        time.Duration
@@ -77,6 +83,21 @@ var settings = []setting{
 		apply: parseKeyHashes},
 	{flag: "require-api-key", env: "CLAIMSVC_REQUIRE_API_KEY", def: "false", boolean: true, usage: "also require an API key on the claim routes",
 		apply: func(c *Config, v string) error { return parseBool(&c.RequireAPIKey, v) }},
+	{flag: "rate-limit-ip", env: "CLAIMSVC_RATE_LIMIT_IP", def: "1000/1s",
+		usage: "requests per client IP, as N/window (e.g. 1000/1s, 600/1m), or off; over it: 429 with Retry-After",
+		apply: func(c *Config, v string) error { return parseRate(&c.RateLimitIP, v) }},
+	{flag: "rate-limit-token", env: "CLAIMSVC_RATE_LIMIT_TOKEN", def: "20/1m",
+		usage: "requests per device token (counted by its SHA-256) on the routes that name a device, as N/window, or off",
+		apply: func(c *Config, v string) error { return parseRate(&c.RateLimitToken, v) }},
+	{flag: "trusted-proxies", env: "CLAIMSVC_TRUSTED_PROXIES",
+		usage: "comma-separated CIDRs of reverse proxies whose X-Forwarded-For names the client IP (unset: the TCP peer is the client)",
+		apply: parseCIDRs},
+	{flag: "broker-probe-interval", env: "CLAIMSVC_BROKER_PROBE_INTERVAL", def: "1s",
+		usage: "while the broker is unreachable, how often to probe it; when it answers, claims held back by the outage are sent at once",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.BrokerProbe, v) }},
+	{flag: "stats-interval", env: "CLAIMSVC_STATS_INTERVAL", def: "5s",
+		usage: "how often the backlog gauges (claimsvc_pending_claims, claimsvc_oldest_pending_age_seconds) refresh",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.StatsInterval, v) }},
 	{flag: "workers", env: "CLAIMSVC_WORKERS", def: "32", usage: "concurrent MQTT deliveries (bounds goroutines and connections)",
 		apply: func(c *Config, v string) error { return positiveInt(&c.Workers, v) }},
 	{flag: "default-duration-ms", env: "CLAIMSVC_DEFAULT_DURATION_MS",
@@ -254,4 +275,47 @@ func EnvVars() []string {
 		out[i] = s.env
 	}
 	return out
+}
+
+// Rate is N requests per window (Per); N = 0 means no limit.
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// parseRate reads "N/window" (window a duration such as 1s or 1m, or just a
+// unit: s, m, h), or "off" / "0" for no limit.
+func parseRate(dst *Rate, v string) error {
+	*dst = Rate{}
+	if v == "off" || v == "0" {
+		return nil
+	}
+	n, per, ok := strings.Cut(v, "/")
+	count, err := strconv.Atoi(n)
+	if !ok || err != nil || count < 1 {
+		return errors.New("want N/window such as 1000/1s or 20/1m, or off")
+	}
+	if per == "s" || per == "m" || per == "h" {
+		per = "1" + per
+	}
+	d, err := time.ParseDuration(per)
+	if err != nil || d < time.Second {
+		return errors.New("want N/window with a window of at least 1s, such as 1000/1s or 20/1m, or off")
+	}
+	*dst = Rate{N: count, Per: d}
+	return nil
+}
+
+func parseCIDRs(c *Config, v string) error {
+	c.TrustedProxies = nil
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return fmt.Errorf("want CIDRs such as 10.0.0.0/8,127.0.0.1/32: %q is not one", p)
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
+	}
+	return nil
 }

@@ -26,17 +26,17 @@ func (s *server) routes() http.Handler {
 	r.Get("/openapi.yaml", s.openapi)
 
 	r.Group(func(r chi.Router) { // device routes
-		r.Use(s.requireKey(false))
-		r.Post("/devices/{token}/claim", s.createClaim(pathToken))
-		r.Post("/devices/claim", s.createClaim(headerToken))
-		r.Get("/devices/{token}/claims", s.deviceClaims(pathToken))
-		r.Get("/devices/claims", s.deviceClaims(headerToken))
+		r.Use(s.limits.clientIP(), s.limitByIP, s.requireKey(false))
+		r.Post("/devices/{token}/claim", s.limitByToken(pathToken, s.createClaim(pathToken)))
+		r.Post("/devices/claim", s.limitByToken(headerToken, s.createClaim(headerToken)))
+		r.Get("/devices/{token}/claims", s.limitByToken(pathToken, s.deviceClaims(pathToken)))
+		r.Get("/devices/claims", s.limitByToken(headerToken, s.deviceClaims(headerToken)))
 		r.Get("/claims/{id}", s.getClaim)
 		r.Get("/claims/{id}/events", s.claimEvents)
 		r.Post("/claims:batch", s.createBatch)
 	})
 	r.Group(func(r chi.Router) { // operator routes
-		r.Use(s.requireKey(true))
+		r.Use(s.limits.clientIP(), s.limitByIP, s.requireKey(true))
 		r.Get("/claims", s.listClaims)
 		r.Post("/claims/{id}/retry", s.retryClaim)
 		r.Delete("/claims/{id}", s.cancelClaim)

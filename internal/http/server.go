@@ -38,6 +38,7 @@ type Deps struct {
 	Log       *slog.Logger
 	Hub       *notify.Hub // wakes Prefer: wait requests; nil: poll only
 	Access    Access
+	Limits    Limits        // rate limits; zero: none
 	Hold      time.Duration // CLAIMSVC_TB_CLAIM_HOLD
 	Draining  func() bool   // true once shutdown began: /readyz answers 503
 	Wake      func()        // nudges the local dispatcher after a commit; may be nil
@@ -45,22 +46,27 @@ type Deps struct {
 }
 
 type server struct {
-	store    Store
-	validate *claim.Validator
-	metrics  *metrics.Metrics
-	log      *slog.Logger
-	hub      *notify.Hub
-	access   Access
-	hold     time.Duration
-	draining func() bool
-	wake     func()
-	spec     []byte
+	store      Store
+	validate   *claim.Validator
+	metrics    *metrics.Metrics
+	log        *slog.Logger
+	hub        *notify.Hub
+	access     Access
+	limits     Limits
+	ipLimit    *limiter // nil: no per-IP limit
+	tokenLimit *limiter // nil: no per-token limit
+	hold       time.Duration
+	draining   func() bool
+	wake       func()
+	spec       []byte
 }
 
 // NewServer returns the API's handler.
 func NewServer(d Deps) http.Handler {
 	s := &server{store: d.Store, validate: d.Validator, metrics: d.Metrics, log: d.Log, hub: d.Hub,
-		access: d.Access, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI}
+		access: d.Access, limits: d.Limits, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI}
+	s.ipLimit = newLimiter(d.Limits.PerIP, "too many requests from this client")
+	s.tokenLimit = newLimiter(d.Limits.PerToken, "too many requests for this device")
 	if s.hub == nil {
 		s.hub = notify.New()
 	}
