@@ -31,12 +31,20 @@ type Store interface {
 	Release(ctx context.Context, owner uuid.UUID, ids []uuid.UUID) error
 	ReapExpiredLeases(ctx context.Context) (int64, error)
 	Backlog(ctx context.Context) (store.Backlog, error)
+	Expedite(ctx context.Context, errPrefix string) (int64, error)
 	Listen(ctx context.Context, wake func(), onErr func(error))
 }
 
 // Sender delivers one claim payload as the device (internal/mqtt.Publisher).
 type Sender interface {
 	Publish(ctx context.Context, clientID string, token claim.Token, payload []byte) error
+}
+
+// Prober is a Sender that can tell whether the broker answers at all
+// (internal/mqtt.Publisher). Without it, claims held back by a broker outage
+// wait for their backoff.
+type Prober interface {
+	Probe(ctx context.Context) error
 }
 
 // Config tunes a Dispatcher. Zero values take the defaults in brackets.
@@ -48,6 +56,7 @@ type Config struct {
 	StatsInterval time.Duration // how often the backlog gauges refresh [5s]
 	BackoffMin    time.Duration // first retry delay [1s]
 	BackoffMax    time.Duration // retry delay cap [5m]
+	ProbeInterval time.Duration // while the broker is unreachable, probe it this often [1s]
 	MaxPendingAge time.Duration // give up (failed) after this long pending [168h]
 	ShutdownGrace time.Duration // in-flight attempts may finish within this at shutdown [10s]
 }
@@ -67,6 +76,7 @@ func (c *Config) defaults() {
 	set(&c.StatsInterval, 5*time.Second)
 	set(&c.BackoffMin, time.Second)
 	set(&c.BackoffMax, 5*time.Minute)
+	set(&c.ProbeInterval, time.Second)
 	set(&c.MaxPendingAge, 168*time.Hour)
 	set(&c.ShutdownGrace, 10*time.Second)
 }
@@ -81,6 +91,9 @@ type Dispatcher struct {
 	onFinal func(uuid.UUID) // told when a claim reaches a final status here
 	owner   uuid.UUID       // this dispatcher's lease identity
 	wake    chan struct{}
+	// unreachable is signalled after a retry for "broker unreachable" is
+	// stored; watchBroker then probes until the broker answers.
+	unreachable chan struct{}
 }
 
 // New returns a Dispatcher. onFinal may be nil.
@@ -90,7 +103,7 @@ func New(st Store, sender Sender, cfg Config, log *slog.Logger, m *metrics.Metri
 		onFinal = func(uuid.UUID) {}
 	}
 	return &Dispatcher{store: st, sender: sender, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
-		owner: uuid.New(), wake: make(chan struct{}, 1)}
+		owner: uuid.New(), wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1)}
 }
 
 // Wake asks the dispatcher to look for due claims now.
@@ -122,6 +135,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	})
 	bg.Go(func() { d.every(ctx, d.cfg.ReapInterval, d.reap) })
 	bg.Go(func() { d.every(ctx, d.cfg.StatsInterval, d.stats) })
+	bg.Go(func() { d.watchBroker(ctx) })
 
 	jobs := make(chan store.Job)
 	idle := make(chan struct{}, d.cfg.Workers) // one token per idle worker
@@ -252,6 +266,53 @@ func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
 	}
 	if outcome != "retry" {
 		d.onFinal(job.ID)
+	} else if mqtt.IsUnreachable(err) {
+		select { // after the retry is stored, so the next expedite covers it
+		case d.unreachable <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// watchBroker handles broker outages. Claims that fail because the broker
+// does not answer back off like any other failure (up to BackoffMax), which
+// would leave most of an outage's backlog waiting minutes after the broker
+// returns. So after such a failure, this probes the broker every
+// ProbeInterval, and once it answers makes every claim held back by the
+// outage due at once. A failure stored after that starts another round, so
+// no claim is left behind by a race with the recovery.
+func (d *Dispatcher) watchBroker(ctx context.Context) {
+	p, ok := d.sender.(Prober)
+	if !ok {
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.unreachable:
+		}
+		down := time.Now()
+		d.log.Warn("the broker does not answer; probing it", "every", d.cfg.ProbeInterval)
+		for up := false; !up; {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d.cfg.ProbeInterval):
+			}
+			up = p.Probe(ctx) == nil
+		}
+		select { // failures stored until now are covered by this expedite
+		case <-d.unreachable:
+		default:
+		}
+		n, err := d.store.Expedite(ctx, mqtt.UnreachablePrefix)
+		if err != nil {
+			d.log.Warn("the broker answers again, but held-back claims could not be rescheduled; they wait for their backoff", "err", err)
+			continue
+		}
+		d.log.Info("the broker answers again; sending the claims held back by the outage", "claims", n, "probing_for", time.Since(down).Round(time.Millisecond))
+		d.Wake()
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -146,19 +147,8 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 	}
 	c := paho.NewClient(opts)
 
-	ct := c.Connect()
-	if err := wait(ctx, ct, p.connectTimeout+time.Second, "connect"); err != nil {
-		// A connect still in flight ends by itself within ConnectTimeout.
-		go c.Disconnect(0)
+	if err := connect(ctx, c, p.connectTimeout); err != nil {
 		return err
-	}
-	if err := ct.Error(); err != nil {
-		if rc := ct.(*paho.ConnectToken).ReturnCode(); rc == 4 || rc == 5 {
-			return &RejectedError{ReturnCode: rc}
-		} else if rc != 0 {
-			return fmt.Errorf("connect: CONNACK %d (%s)", rc, connackText(rc))
-		}
-		return fmt.Errorf("connect: %w", err)
 	}
 	defer c.Disconnect(250)
 
@@ -168,6 +158,76 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 	}
 	if err := pt.Error(); err != nil {
 		return fmt.Errorf("publish: %w", err)
+	}
+	return nil
+}
+
+// connect opens c's connection. Without a CONNACK the error is an
+// *UnreachableError; with a refusing CONNACK, a *RejectedError (4, 5) or a
+// plain error (other codes).
+func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
+	ct := c.Connect()
+	if err := wait(ctx, ct, timeout+time.Second, "connect"); err != nil {
+		// A connect still in flight ends by itself within ConnectTimeout.
+		go c.Disconnect(0)
+		if ctx.Err() != nil {
+			return err
+		}
+		return &UnreachableError{Err: err}
+	}
+	if err := ct.Error(); err != nil {
+		if rc := ct.(*paho.ConnectToken).ReturnCode(); rc == 4 || rc == 5 {
+			return &RejectedError{ReturnCode: rc}
+		} else if rc != 0 {
+			return fmt.Errorf("connect: CONNACK %d (%s)", rc, connackText(rc))
+		}
+		return &UnreachableError{Err: err}
+	}
+	return nil
+}
+
+// UnreachableError means no CONNACK came back: the broker is down or cannot
+// be reached (refused, timed out, TLS failure). It says nothing about the
+// claim itself, so the dispatcher sends such claims again as soon as Probe
+// succeeds. Its text starts with UnreachablePrefix.
+type UnreachableError struct{ Err error }
+
+// UnreachablePrefix starts every UnreachableError's text (and so the
+// last_error the store keeps for it).
+const UnreachablePrefix = "broker unreachable: "
+
+func (e *UnreachableError) Error() string { return UnreachablePrefix + e.Err.Error() }
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// IsUnreachable reports whether err is an UnreachableError.
+func IsUnreachable(err error) bool {
+	var u *UnreachableError
+	return errors.As(err, &u)
+}
+
+// Probe checks that the broker answers MQTT: it connects with a probe
+// identity (no device token) and disconnects. Any CONNACK, even a refusal
+// (ThingsBoard answers 4 or 5 to an unknown user), means the broker is up.
+func (p *Publisher) Probe(ctx context.Context) error {
+	opts := paho.NewClientOptions().
+		AddBroker(p.broker).
+		SetClientID("claimsvc-probe-" + strconv.FormatInt(time.Now().UnixNano(), 36)).
+		SetUsername("claimsvc-probe").
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(p.connectTimeout)
+	if p.tls != nil {
+		opts.SetTLSConfig(p.tls)
+	}
+	c := paho.NewClient(opts)
+	err := connect(ctx, c, p.connectTimeout)
+	if err == nil {
+		c.Disconnect(0)
+	}
+	if IsUnreachable(err) || ctx.Err() != nil {
+		return err
 	}
 	return nil
 }
