@@ -176,12 +176,15 @@ func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
 		return &UnreachableError{Err: err}
 	}
 	if err := ct.Error(); err != nil {
-		if rc := ct.(*paho.ConnectToken).ReturnCode(); rc == 4 || rc == 5 {
+		// Codes above 5 are paho's own (0xFE network error, 0xFF protocol
+		// violation): no CONNACK was read.
+		switch rc := ct.(*paho.ConnectToken).ReturnCode(); {
+		case rc == 4 || rc == 5:
 			return &RejectedError{ReturnCode: rc}
-		} else if rc != 0 {
+		case rc >= 1 && rc <= 3:
 			return fmt.Errorf("connect: CONNACK %d (%s)", rc, connackText(rc))
 		}
-		return &UnreachableError{Err: err}
+		return &UnreachableError{Err: fmt.Errorf("connect: %w", err)}
 	}
 	return nil
 }
