@@ -111,11 +111,18 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}
 	defer st.Close()
 
+	leaseFor := cfg.LeaseFor
+	if leaseFor == 0 {
+		leaseFor = 2*(cfg.MQTTConnectTimeout+cfg.MQTTAckTimeout) + 30*time.Second
+	}
+	if floor := cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second; leaseFor < floor {
+		return fmt.Errorf("CLAIMSVC_LEASE_DURATION %s: must exceed one attempt (connect + ack timeouts + 1s = %s)", leaseFor, floor)
+	}
 	m := metrics.New()
 	hub := notify.New()
 	disp := dispatch.New(st, pub, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
-		LeaseFor:      2*(cfg.MQTTConnectTimeout+cfg.MQTTAckTimeout) + 30*time.Second,
+		LeaseFor: leaseFor, ReapInterval: min(15*time.Second, leaseFor/4),
 		ShutdownGrace: cfg.ShutdownTimeout / 2,
 		ProbeInterval: cfg.BrokerProbe, StatsInterval: cfg.StatsInterval,
 	}, log.With("component", "dispatcher"), m, hub.Done)

@@ -35,6 +35,7 @@ type Config struct {
 	RateLimitToken     Rate     // per device token (by its SHA-256); zero: off
 	TrustedProxies     []string // CIDRs whose X-Forwarded-For names the client
 	BrokerProbe        time.Duration
+	LeaseFor           time.Duration // 0: derived from the MQTT timeouts
 	StatsInterval      time.Duration
 	Workers            int
 	DefaultDurationMs  int64
@@ -95,6 +96,14 @@ var settings = []setting{
 	{flag: "broker-probe-interval", env: "CLAIMSVC_BROKER_PROBE_INTERVAL", def: "1s",
 		usage: "while the broker is unreachable, how often to probe it; when it answers, claims held back by the outage are sent at once",
 		apply: func(c *Config, v string) error { return positiveDuration(&c.BrokerProbe, v) }},
+	{flag: "lease-duration", env: "CLAIMSVC_LEASE_DURATION",
+		usage: "how long a dispatcher owns a claim it is sending; a crashed replica's claims are sent again after it (unset: 2×(connect+ack timeouts)+30s)",
+		apply: func(c *Config, v string) error {
+			if v == "" {
+				return nil
+			}
+			return positiveDuration(&c.LeaseFor, v)
+		}},
 	{flag: "stats-interval", env: "CLAIMSVC_STATS_INTERVAL", def: "5s",
 		usage: "how often the backlog gauges (claimsvc_pending_claims, claimsvc_oldest_pending_age_seconds) refresh",
 		apply: func(c *Config, v string) error { return positiveDuration(&c.StatsInterval, v) }},

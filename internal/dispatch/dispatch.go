@@ -260,7 +260,7 @@ func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
 	}
 	d.metrics.AttemptDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
 	d.metrics.Deliveries.WithLabelValues(outcome).Inc()
-	if err := d.report(report); err != nil {
+	if err := d.report(ctx, start.Add(d.cfg.LeaseFor), report); err != nil {
 		log.Warn("cannot record the attempt's outcome; the lease will expire and the claim be sent again", "outcome", outcome, "err", err)
 		return
 	}
@@ -316,20 +316,29 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 	}
 }
 
-// report stores an outcome, retrying briefly while the database is away (a
-// lost report means a duplicate send later, never a lost claim).
-func (d *Dispatcher) report(f func(context.Context) error) error {
-	var err error
-	for i := range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = f(ctx)
+// report stores an outcome. While the database is away it keeps trying
+// until the lease would run out (leaseEnd) or shutdown's grace ends (ctx), so
+// a database outage shorter than the lease loses no lease: the outcome lands
+// when the database returns and the claim is not sent again. A report that
+// never lands means a duplicate send after the lease expires, never a lost
+// claim; the lease owner check (ErrLeaseLost) keeps a late report from
+// overwriting another dispatcher's work.
+func (d *Dispatcher) report(ctx context.Context, leaseEnd time.Time, f func(context.Context) error) error {
+	pause := 100 * time.Millisecond
+	for {
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := f(rctx)
 		cancel()
-		if err == nil || errors.Is(err, store.ErrLeaseLost) {
+		if err == nil || errors.Is(err, store.ErrLeaseLost) || !time.Now().Add(pause).Before(leaseEnd) {
 			return err
 		}
-		time.Sleep(time.Duration(200<<i) * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 2*time.Second)
 	}
-	return err
 }
 
 // Backoff is the delay before retry number attempt (1-based): exponential
