@@ -36,7 +36,8 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 
 // openStore opens the database and, unless told not to, migrates it.
 func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, sealer *seal.Sealer) (*store.Store, error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), sealer)
+	st, err := store.Open(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), sealer,
+		store.WithGroupCommit(store.GroupCommit{Committers: cfg.IntakeCommitters, MaxBatch: cfg.IntakeBatch}))
 	if err != nil {
 		return nil, err
 	}
@@ -154,6 +155,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "mqtt", pub.Broker(), "encrypted_at_rest", sealer.Encrypts(),
 		"api_keys", len(cfg.APIKeyHashes), "require_api_key", cfg.RequireAPIKey)
+
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(ctx, cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	dispCtx, stopDisp := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopDisp()

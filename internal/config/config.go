@@ -23,6 +23,8 @@ type Config struct {
 	HTTPAddr           string
 	DatabaseURL        string
 	DBMaxConns         int
+	IntakeCommitters   int // intake transactions in flight at once (group commit)
+	IntakeBatch        int // claims per intake transaction at most
 	Migrate            bool
 	MQTTURL            string
 	MQTTCAFile         string
@@ -47,6 +49,7 @@ type Config struct {
 	Demo               bool
 	DemoMQTTAddr       string
 	DemoHTTPAddr       string
+	PprofAddr          string // "": no profiling endpoint
 }
 
 // setting is one row of the table: a flag, its variable, its default.
@@ -66,6 +69,11 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 	{flag: "db-max-conns", env: "CLAIMSVC_DB_MAX_CONNS", def: "20", usage: "largest number of PostgreSQL connections",
 		apply: func(c *Config, v string) error { return positiveInt(&c.DBMaxConns, v) }},
+	{flag: "intake-committers", env: "CLAIMSVC_INTAKE_COMMITTERS", def: "4",
+		usage: "intake transactions in flight at once; concurrent claim requests share them (group commit)",
+		apply: func(c *Config, v string) error { return positiveInt(&c.IntakeCommitters, v) }},
+	{flag: "intake-batch", env: "CLAIMSVC_INTAKE_BATCH", def: "64", usage: "claim requests one intake transaction takes at most",
+		apply: func(c *Config, v string) error { return positiveInt(&c.IntakeBatch, v) }},
 	{flag: "migrate", env: "CLAIMSVC_MIGRATE", def: "true", boolean: true, usage: "apply pending database migrations at start",
 		apply: func(c *Config, v string) error { return parseBool(&c.Migrate, v) }},
 	{flag: "mqtt-url", env: "CLAIMSVC_MQTT_URL", def: "tcp://localhost:1883", usage: "ThingsBoard's MQTT endpoint: tcp://, mqtt://, ssl:// or mqtts://",
@@ -136,6 +144,9 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { c.DemoMQTTAddr = v; return nil }},
 	{flag: "demo-http-addr", env: "CLAIMSVC_DEMO_HTTP_ADDR", def: "127.0.0.1:9090", usage: "with --demo: the emulator's ThingsBoard REST address",
 		apply: func(c *Config, v string) error { c.DemoHTTPAddr = v; return nil }},
+	{flag: "pprof-addr", env: "CLAIMSVC_PPROF_ADDR",
+		usage: "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060 (unset: off; never expose it publicly)",
+		apply: func(c *Config, v string) error { c.PprofAddr = v; return nil }},
 }
 
 // rawValue collects a flag's text; parsing happens after env and defaults.
