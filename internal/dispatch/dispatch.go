@@ -23,12 +23,12 @@ import (
 
 // Store is what the dispatcher needs of the claim store.
 type Store interface {
-	Lease(ctx context.Context, owner uuid.UUID, n int, leaseFor time.Duration) ([]store.Job, error)
-	Delivered(ctx context.Context, owner, id uuid.UUID) error
-	Rejected(ctx context.Context, owner, id uuid.UUID, reason string) error
-	RetryLater(ctx context.Context, owner, id uuid.UUID, next time.Duration, reason string) error
-	Fail(ctx context.Context, owner, id uuid.UUID, reason string) error
-	Release(ctx context.Context, owner uuid.UUID, ids []uuid.UUID) error
+	Lease(ctx context.Context, n int, leaseFor time.Duration) ([]store.Job, error)
+	Delivered(ctx context.Context, j store.Job) error
+	Rejected(ctx context.Context, j store.Job, reason string) error
+	RetryLater(ctx context.Context, j store.Job, next time.Duration, reason string) error
+	Fail(ctx context.Context, j store.Job, reason string) error
+	Release(ctx context.Context, jobs []store.Job) error
 	ReapExpiredLeases(ctx context.Context) (int64, error)
 	Backlog(ctx context.Context) (store.Backlog, error)
 	Expedite(ctx context.Context, errPrefix string) (int64, error)
@@ -89,7 +89,6 @@ type Dispatcher struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	onFinal func(uuid.UUID) // told when a claim reaches a final status here
-	owner   uuid.UUID       // this dispatcher's lease identity
 	wake    chan struct{}
 	// unreachable is signalled after a retry for "broker unreachable" is
 	// stored; watchBroker then probes until the broker answers.
@@ -103,7 +102,7 @@ func New(st Store, sender Sender, cfg Config, log *slog.Logger, m *metrics.Metri
 		onFinal = func(uuid.UUID) {}
 	}
 	return &Dispatcher{store: st, sender: sender, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
-		owner: uuid.New(), wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1)}
 }
 
 // Wake asks the dispatcher to look for due claims now.
@@ -118,7 +117,7 @@ func (d *Dispatcher) Wake() {
 // under way finish within ShutdownGrace, and releases every lease it still
 // holds, so another replica (or the next start) sends those claims at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	d.log.Info("dispatcher started", "workers", d.cfg.Workers, "owner", d.owner)
+	d.log.Info("dispatcher started", "workers", d.cfg.Workers)
 	// Attempts get their own context: cancelled ShutdownGrace after ctx.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -170,9 +169,12 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- store.Job, idle chan 
 			// Not cancelled by shutdown: a lease cut off mid-query may have
 			// committed, and rows we never saw would stay leased until expiry.
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			leased, err := d.store.Lease(lctx, d.owner, free, d.cfg.LeaseFor)
+			leased, err := d.store.Lease(lctx, free, d.cfg.LeaseFor)
 			cancel()
-			if err != nil {
+			switch {
+			case errors.Is(err, store.ErrCannotOpen):
+				d.log.Error("leased claims this process cannot decrypt; handed them back", "err", err)
+			case err != nil:
 				d.log.Warn("cannot lease claims; will retry", "err", err)
 			}
 			if ctx.Err() != nil {
@@ -202,17 +204,16 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- store.Job, idle chan 
 }
 
 func (d *Dispatcher) release(jobs []store.Job) {
-	ids := make([]uuid.UUID, len(jobs))
-	for i, j := range jobs {
-		ids[i] = j.ID
+	if len(jobs) == 0 {
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := d.store.Release(ctx, d.owner, ids); err != nil {
-		d.log.Warn("cannot release leases; they expire by themselves", "claims", len(ids), "err", err)
+	if err := d.store.Release(ctx, jobs); err != nil {
+		d.log.Warn("cannot release leases; they expire by themselves", "claims", len(jobs), "err", err)
 		return
 	}
-	d.metrics.Deliveries.WithLabelValues("released").Add(float64(len(ids)))
+	d.metrics.Deliveries.WithLabelValues("released").Add(float64(len(jobs)))
 }
 
 // attempt sends one claim and records its outcome.
@@ -232,12 +233,12 @@ func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
 	switch {
 	case err == nil:
 		outcome = "delivered"
-		report = func(c context.Context) error { return d.store.Delivered(c, d.owner, job.ID) }
+		report = func(c context.Context) error { return d.store.Delivered(c, job) }
 		d.metrics.DeliveryLatency.Observe(time.Since(job.CreatedAt).Seconds())
 		log.Info("claim delivered", "latency", time.Since(job.CreatedAt).Round(time.Millisecond))
 	case mqtt.IsRejected(err):
 		outcome = "rejected"
-		report = func(c context.Context) error { return d.store.Rejected(c, d.owner, job.ID, err.Error()) }
+		report = func(c context.Context) error { return d.store.Rejected(c, job, err.Error()) }
 		log.Warn("claim rejected: ThingsBoard does not know this device token", "err", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		log.Info("attempt cut short by shutdown; releasing the claim")
@@ -249,12 +250,12 @@ func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
 		if age >= d.cfg.MaxPendingAge {
 			outcome = "failed"
 			reason := fmt.Sprintf("still undelivered after %s; last error: %v", d.cfg.MaxPendingAge, err)
-			report = func(c context.Context) error { return d.store.Fail(c, d.owner, job.ID, reason) }
+			report = func(c context.Context) error { return d.store.Fail(c, job, reason) }
 			log.Error("claim failed: giving up", "err", err, "pending_for", age.Round(time.Second))
 		} else {
 			outcome = "retry"
 			next := min(Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax), d.cfg.MaxPendingAge-age)
-			report = func(c context.Context) error { return d.store.RetryLater(c, d.owner, job.ID, next, err.Error()) }
+			report = func(c context.Context) error { return d.store.RetryLater(c, job, next, err.Error()) }
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
 		}
 	}
@@ -321,7 +322,7 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 // a database outage shorter than the lease loses no lease: the outcome lands
 // when the database returns and the claim is not sent again. A report that
 // never lands means a duplicate send after the lease expires, never a lost
-// claim; the lease owner check (ErrLeaseLost) keeps a late report from
+// claim; the lease check (ErrLeaseLost) keeps a late report from
 // overwriting another dispatcher's work.
 func (d *Dispatcher) report(ctx context.Context, leaseEnd time.Time, f func(context.Context) error) error {
 	pause := 100 * time.Millisecond

@@ -85,12 +85,11 @@ func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, nil)
 	c, _ := s.Create(ctx, req("TOKEN_CCCCCCCCCC", "s1", 0), hold)
-	owner := uuid.New()
-	jobs, err := s.Lease(ctx, owner, 10, time.Minute)
-	if err != nil || len(jobs) != 1 {
+	jobs, err := s.Lease(ctx, 10, time.Minute)
+	if err != nil || len(jobs) != 1 || jobs[0].ID != c.Claim.ID {
 		t.Fatalf("lease: %v %v", jobs, err)
 	}
-	if err := s.Delivered(ctx, owner, c.Claim.ID); err != nil {
+	if err := s.Delivered(ctx, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	// Delivered within the hold: a new secret is refused, the same replays.
@@ -142,7 +141,7 @@ func TestLeaseIsExclusiveAcrossDispatchers(t *testing.T) {
 		owner := uuid.New()
 		wg.Go(func() {
 			for range 100 {
-				jobs, err := s.Lease(ctx, owner, 7, time.Minute)
+				jobs, err := s.Lease(ctx, 7, time.Minute)
 				if err != nil {
 					t.Error(err)
 					return
@@ -182,28 +181,31 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 		t.Fatalf("token or secret in clear: %s", raw)
 	}
 
-	a, b := uuid.New(), uuid.New()
-	jobs, _ := s.Lease(ctx, a, 1, 50*time.Millisecond)
+	jobs, _ := s.Lease(ctx, 1, 50*time.Millisecond)
+	first := jobs
 	if len(jobs) != 1 || jobs[0].Token != "TOKEN_FFFFFFFFFF_PLAIN" || *jobs[0].SecretKey != "SECRET_PLAIN_TEXT" || jobs[0].Attempt != 1 {
 		t.Fatalf("lease: %+v", jobs)
 	}
 	// Still leased: nobody else gets it.
-	if j, _ := s.Lease(ctx, b, 1, time.Minute); len(j) != 0 {
+	if j, _ := s.Lease(ctx, 1, time.Minute); len(j) != 0 {
 		t.Fatal("leased twice")
 	}
 	time.Sleep(100 * time.Millisecond)
 	if n, err := s.ReapExpiredLeases(ctx); err != nil || n != 1 {
 		t.Fatalf("reap: %d %v", n, err)
 	}
-	jobs, _ = s.Lease(ctx, b, 1, time.Minute)
-	if len(jobs) != 1 || jobs[0].Attempt != 2 {
+	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	if len(jobs) != 1 || jobs[0].Attempt != 2 || jobs[0].Lease == first[0].Lease {
 		t.Fatalf("re-lease: %+v", jobs)
 	}
-	// The first owner's late report is fenced off.
-	if err := s.Delivered(ctx, a, c.Claim.ID); !errors.Is(err, store.ErrLeaseLost) {
-		t.Fatalf("stale owner: %v", err)
+	// A late report under the first lease is fenced off, whoever sends it.
+	if err := s.Delivered(ctx, first[0]); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("stale lease: %v", err)
 	}
-	if err := s.Delivered(ctx, b, c.Claim.ID); err != nil {
+	if err := s.RetryLater(ctx, first[0], 0, "late"); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("stale lease: %v", err)
+	}
+	if err := s.Delivered(ctx, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	var tok, sec []byte
@@ -233,10 +235,9 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 func TestRejectRetryFailCancel(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, nil)
-	owner := uuid.New()
 	rej, _ := s.Create(ctx, req("TOKEN_GGGGGGGGGG", "", 0), hold)
-	_, _ = s.Lease(ctx, owner, 1, time.Minute)
-	if err := s.Rejected(ctx, owner, rej.Claim.ID, "CONNACK 5: not authorised"); err != nil {
+	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	if err := s.Rejected(ctx, jobs[0], "CONNACK 5: not authorised"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Get(ctx, rej.Claim.ID); c.Status != claim.StatusRejected || c.LastError == "" {
@@ -244,8 +245,8 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	}
 
 	f, _ := s.Create(ctx, req("TOKEN_HHHHHHHHHH", "s", 0), hold)
-	_, _ = s.Lease(ctx, owner, 1, time.Minute)
-	if err := s.RetryLater(ctx, owner, f.Claim.ID, time.Hour, "connection refused"); err != nil {
+	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	if err := s.RetryLater(ctx, jobs[0], time.Hour, "connection refused"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Get(ctx, f.Claim.ID); c.Status != claim.StatusPending || c.NextAttemptAt == nil || time.Until(*c.NextAttemptAt) < 50*time.Minute {
@@ -262,11 +263,11 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	}
 
 	g, _ := s.Create(ctx, req("TOKEN_IIIIIIIIII", "s", 0), hold)
-	_, _ = s.Lease(ctx, owner, 1, time.Minute)
+	jobs, _ = s.Lease(ctx, 1, time.Minute)
 	if _, err := s.Cancel(ctx, g.Claim.ID); claim.ErrorCode(err) != claim.CodeConflict {
 		t.Fatalf("cancel while being sent: %v", err)
 	}
-	if err := s.Fail(ctx, owner, g.Claim.ID, "undelivered after 168h"); err != nil {
+	if err := s.Fail(ctx, jobs[0], "undelivered after 168h"); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Retry(ctx, g.Claim.ID)
@@ -342,5 +343,33 @@ func TestListenWakes(t *testing.T) {
 	case <-woke:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no wake after a claim was committed")
+	}
+}
+
+// A replica without the data key must not fail claims it cannot read: it
+// hands them back for one that can.
+func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
+	ctx := t.Context()
+	withKey := newStore(t, bytes.Repeat([]byte{3}, 32))
+	c, _ := withKey.Create(ctx, req("TOKEN_LLLLLLLLLL", "s", 0), hold)
+	noKey, err := store.Open(ctx, withKey.Pool().Config().ConnString(), 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer noKey.Close()
+	jobs, err := noKey.Lease(ctx, 10, time.Minute)
+	if !errors.Is(err, store.ErrCannotOpen) || len(jobs) != 0 {
+		t.Fatalf("lease without the key: %v %v", jobs, err)
+	}
+	got, _ := withKey.Get(ctx, c.Claim.ID)
+	if got.Status != claim.StatusPending || got.Attempts != 0 || got.NextAttemptAt == nil || time.Until(*got.NextAttemptAt) < 30*time.Second {
+		t.Fatalf("after the hand-back: %+v", got)
+	}
+	// The replica with the key sends it once it is due.
+	if _, err := withKey.Pool().Exec(ctx, `UPDATE claims SET next_attempt_at = now()`); err != nil {
+		t.Fatal(err)
+	}
+	if jobs, err := withKey.Lease(ctx, 10, time.Minute); err != nil || len(jobs) != 1 || jobs[0].Token != "TOKEN_LLLLLLLLLL" {
+		t.Fatalf("lease with the key: %v %v", jobs, err)
 	}
 }
