@@ -111,6 +111,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	if err := st.CheckDataKey(ctx); err != nil {
+		return err
+	}
 
 	leaseFor := cfg.LeaseFor
 	if leaseFor == 0 {
@@ -178,6 +181,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		<-gctx.Done() // a signal, or the HTTP server failed
 		log.Info("shutting down")
 		draining.Store(true)
+		// Let load balancers see /readyz fail before the listener closes;
+		// requests holding a Prefer: wait answer within a second.
+		time.Sleep(min(2*time.Second, cfg.ShutdownTimeout/8))
 		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout/2)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {

@@ -198,6 +198,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 			return Config{}, fmt.Errorf("%s %s: %v", from, shown, err)
 		}
 	}
+	if c.RequireAPIKey && len(c.APIKeyHashes) == 0 {
+		return Config{}, errors.New("CLAIMSVC_REQUIRE_API_KEY is true but CLAIMSVC_API_KEYS names no key: nobody could call the claim routes")
+	}
 	return c, nil
 }
 

@@ -46,7 +46,7 @@ func TestErrorsNameTheSettingAndHideSecrets(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--api-keys") {
 		t.Fatalf("got %v", err)
 	}
-	for _, bad := range [][]string{{"--log-format", "xml"}, {"--tb-claim-hold", "-1s"}, {"--default-duration-ms", "0"}, {"extra"}} {
+	for _, bad := range [][]string{{"--require-api-key"}, {"--log-format", "xml"}, {"--tb-claim-hold", "-1s"}, {"--default-duration-ms", "0"}, {"extra"}} {
 		if _, err := Parse(bad, env(nil), &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", bad)
 		}

@@ -256,7 +256,7 @@ func TestGivesUpAfterMaxPendingAge(t *testing.T) {
 		t.Fatalf("failed claim: %+v", got)
 	}
 	// An operator's retry sends it again.
-	if _, err := s.Retry(t.Context(), c.ID); err != nil {
+	if _, err := s.Retry(t.Context(), c.ID, time.Hour, false); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"unicode/utf8"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
@@ -68,10 +67,8 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var force bool
-	if f := r.URL.Query().Get("force"); err == nil && f != "" {
-		if force, err = strconv.ParseBool(f); err != nil {
-			err = invalidField("force", "must be true or false")
-		}
+	if err == nil {
+		force, err = forceParam(r)
 	}
 	if err != nil {
 		s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Inc()

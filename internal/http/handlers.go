@@ -110,10 +110,8 @@ func (s *server) parseClaim(w http.ResponseWriter, r *http.Request, from tokenFr
 		return claim.Request{}, err
 	}
 	in := claim.Input{Token: tok, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	if f := r.URL.Query().Get("force"); f != "" {
-		if in.Force, err = strconv.ParseBool(f); err != nil {
-			return claim.Request{}, invalidField("force", "must be true or false")
-		}
+	if in.Force, err = forceParam(r); err != nil {
+		return claim.Request{}, err
 	}
 	body, err := readBody(w, r, MaxClaimBody)
 	if err != nil {
@@ -167,7 +165,7 @@ func (s *server) waitFinal(ctx context.Context, c claim.Claim, d time.Duration) 
 	defer cancel()
 	timer := time.NewTimer(d)
 	defer timer.Stop()
-	tick := time.NewTicker(250 * time.Millisecond) // another replica may finish it
+	tick := time.NewTicker(time.Second) // another replica may finish it; ours wakes done
 	defer tick.Stop()
 	for {
 		select {
@@ -177,6 +175,9 @@ func (s *server) waitFinal(ctx context.Context, c claim.Claim, d time.Duration) 
 		case <-timer.C:
 			return c
 		case <-ctx.Done():
+			return c
+		}
+		if s.draining() { // shutting down: answer now (202), the claim is stored
 			return c
 		}
 		if cur, err := s.store.Get(ctx, c.ID); err == nil {
@@ -261,7 +262,11 @@ func (s *server) getClaim(w http.ResponseWriter, r *http.Request) { s.withClaim(
 
 func (s *server) retryClaim(w http.ResponseWriter, r *http.Request) {
 	s.withClaim(func(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
-		c, err := s.store.Retry(ctx, id)
+		force, err := forceParam(r)
+		if err != nil {
+			return claim.Claim{}, err
+		}
+		c, err := s.store.Retry(ctx, id, s.hold, force)
 		if err == nil {
 			s.wake()
 		}
@@ -333,4 +338,17 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *server) openapi(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/yaml")
 	_, _ = w.Write(s.spec)
+}
+
+// forceParam reads ?force= (default false).
+func forceParam(r *http.Request) (bool, error) {
+	f := r.URL.Query().Get("force")
+	if f == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(f)
+	if err != nil {
+		return false, invalidField("force", "must be true or false")
+	}
+	return b, nil
 }

@@ -392,6 +392,11 @@ func TestAPIKeys(t *testing.T) {
 	if r := strict.do("GET", "/livez", nil, ""); r.status != 200 {
 		t.Fatalf("probes need no key: %d", r.status)
 	}
+	// Required, but no key configured: closed, not open.
+	closed := newEnv(t, func(d *claimhttp.Deps) { d.Access = claimhttp.Access{RequireForClaims: true} })
+	if r := closed.do("POST", "/devices/T1/claim", map[string]string{"X-API-Key": "anything"}, ""); r.status != 403 {
+		t.Fatalf("required key with none configured: %d", r.status)
+	}
 }
 
 func TestDatabaseDownIs503(t *testing.T) {
@@ -424,7 +429,11 @@ func TestProbesAndDocs(t *testing.T) {
 		t.Fatalf("readyz while draining: %d", r.status)
 	}
 	e.do("POST", "/devices/T1/claim", nil, "")
+	e.do("FOO1", "/livez", nil, "") // any method name: must not become a label
 	m := e.do("GET", "/metrics", nil, "")
+	if strings.Contains(string(m.raw), "FOO1") || !strings.Contains(string(m.raw), `method="other"`) {
+		t.Error("unknown methods are not folded into method=\"other\"")
+	}
 	for _, want := range []string{`claimsvc_claims_accepted_total{outcome="created"} 1`, `route="/devices/{token}/claim"`} {
 		if !strings.Contains(string(m.raw), want) {
 			t.Errorf("metrics lack %s", want)

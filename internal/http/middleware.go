@@ -88,7 +88,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 				route = rc.RoutePattern()
 			}
 			d := time.Since(start)
-			s.metrics.HTTPDuration.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(d.Seconds())
+			s.metrics.HTTPDuration.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(rec.status)).Observe(d.Seconds())
 			level := slog.LevelInfo
 			if route == "/livez" || route == "/readyz" || route == "/metrics" {
 				level = slog.LevelDebug
@@ -134,9 +134,14 @@ func (a Access) allowed(key string) bool {
 // requireKey guards routes; operator routes always need a key when keys exist.
 func (s *server) requireKey(operator bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		if len(s.access.KeyHashes) == 0 || (!operator && !s.access.RequireForClaims) {
+		if !operator && !s.access.RequireForClaims {
 			return next
 		}
+		if len(s.access.KeyHashes) == 0 && !s.access.RequireForClaims {
+			return next // no keys configured: operator routes are open, as documented
+		}
+		// Keys required but none configured (config refuses this): every
+		// request is refused rather than let through.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key, ok := presentedKey(r)
 			switch {
@@ -150,4 +155,15 @@ func (s *server) requireKey(operator bool) func(http.Handler) http.Handler {
 			}
 		})
 	}
+}
+
+// methodLabel bounds the method label: a client can send any method name,
+// and each would otherwise become a new time series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }

@@ -25,7 +25,7 @@ type Store interface {
 	ListByDevice(ctx context.Context, token claim.Token, limit int) ([]claim.Claim, error)
 	List(ctx context.Context, status claim.Status, limit int, cursor string) (store.Page, error)
 	Events(ctx context.Context, id uuid.UUID) ([]store.Event, error)
-	Retry(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error)
 	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 	Ping(ctx context.Context) error
 }

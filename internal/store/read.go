@@ -106,10 +106,35 @@ func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]Event, error) {
 	return evs, dbErr("claim events", err)
 }
 
-// Retry puts a failed claim back to pending, due now.
-func (s *Store) Retry(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
+// Retry puts a failed claim back to pending, due now. Like intake it refuses
+// (409, naming it) when another claim of the device is pending or was
+// delivered within hold, since ThingsBoard would ignore this one; force
+// overrides.
+func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error) {
+	check := func(ctx context.Context, tx pgx.Tx) error {
+		var tokenHash []byte
+		if err := tx.QueryRow(ctx, `SELECT token_hash FROM claims WHERE id = $1`, id).Scan(&tokenHash); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", deviceLock(tokenHash)); err != nil || force {
+			return err
+		}
+		var blocking uuid.UUID
+		err := tx.QueryRow(ctx, `SELECT id FROM claims
+			WHERE token_hash = $1 AND id <> $2
+			  AND (status = 'pending' OR (status = 'delivered' AND delivered_at > now() - $3::interval))
+			ORDER BY created_at DESC LIMIT 1`, tokenHash, id, hold).Scan(&blocking)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return &claim.Error{Code: claim.CodeConflict, Blocking: &blocking,
+			Message: "another claim for this device is pending or was delivered within the hold window; ThingsBoard would ignore this one (use ?force=true to send anyway)"}
+	}
 	return s.transition(ctx, id, "retried", `status = 'failed'`, "is not failed",
-		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL`, true)
+		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL`, true, check)
 }
 
 // Cancel turns a pending claim that no dispatcher is sending right now into
@@ -117,13 +142,20 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
 func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
 	return s.transition(ctx, id, "cancelled", `status = 'pending' AND (lease_until IS NULL OR lease_until < now())`,
 		"is not pending, or is being sent right now",
-		`status = 'cancelled', token = NULL, secret = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL`, false)
+		`status = 'cancelled', token = NULL, secret = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL`, false, nil)
 }
 
-// transition applies an operator's state change when guard holds.
-func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refusal, set string, notify bool) (claim.Claim, error) {
+// transition applies an operator's state change when guard holds and check
+// (if any) passes in the same transaction.
+func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refusal, set string, notify bool,
+	check func(context.Context, pgx.Tx) error) (claim.Claim, error) {
 	var c claim.Claim
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if check != nil {
+			if err := check(ctx, tx); err != nil {
+				return err
+			}
+		}
 		var err error
 		c, err = scanClaim(tx.QueryRow(ctx, `WITH c AS (
 				UPDATE claims SET `+set+`, updated_at = now() WHERE id = $1 AND `+guard+` RETURNING `+claimColumns+`),

@@ -252,7 +252,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	if c, _ := s.Get(ctx, f.Claim.ID); c.Status != claim.StatusPending || c.NextAttemptAt == nil || time.Until(*c.NextAttemptAt) < 50*time.Minute {
 		t.Fatalf("rescheduled: %+v", c)
 	}
-	if _, err := s.Retry(ctx, f.Claim.ID); claim.ErrorCode(err) != claim.CodeConflict {
+	if _, err := s.Retry(ctx, f.Claim.ID, hold, false); claim.ErrorCode(err) != claim.CodeConflict {
 		t.Fatalf("retry of pending: %v", err)
 	}
 	if c, err := s.Cancel(ctx, f.Claim.ID); err != nil || c.Status != claim.StatusCancelled {
@@ -270,7 +270,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	if err := s.Fail(ctx, jobs[0], "undelivered after 168h"); err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.Retry(ctx, g.Claim.ID)
+	c, err := s.Retry(ctx, g.Claim.ID, hold, false)
 	if err != nil || c.Status != claim.StatusPending {
 		t.Fatalf("retry: %+v %v", c, err)
 	}
@@ -357,6 +357,12 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noKey.Close()
+	if err := noKey.CheckDataKey(ctx); !errors.Is(err, store.ErrCannotOpen) {
+		t.Fatalf("start-up check without the key: %v", err)
+	}
+	if err := withKey.CheckDataKey(ctx); err != nil {
+		t.Fatalf("start-up check with the key: %v", err)
+	}
 	jobs, err := noKey.Lease(ctx, 10, time.Minute)
 	if !errors.Is(err, store.ErrCannotOpen) || len(jobs) != 0 {
 		t.Fatalf("lease without the key: %v %v", jobs, err)
@@ -371,5 +377,33 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 	}
 	if jobs, err := withKey.Lease(ctx, 10, time.Minute); err != nil || len(jobs) != 1 || jobs[0].Token != "TOKEN_LLLLLLLLLL" {
 		t.Fatalf("lease with the key: %v %v", jobs, err)
+	}
+}
+
+// Retrying a failed claim follows the hold rule: ThingsBoard would ignore it
+// while a newer claim of the device is cached.
+func TestRetryFollowsTheHoldRule(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, nil)
+	a, _ := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "a", 0), hold)
+	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	if err := s.Fail(ctx, jobs[0], "gave up"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "b", 0), hold) // failed claims do not block
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	if err := s.Delivered(ctx, jobs[0]); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Retry(ctx, a.Claim.ID, hold, false)
+	var ce *claim.Error
+	if !errors.As(err, &ce) || ce.Code != claim.CodeConflict || ce.Blocking == nil || *ce.Blocking != b.Claim.ID {
+		t.Fatalf("retry within the hold: %v", err)
+	}
+	if c, err := s.Retry(ctx, a.Claim.ID, hold, true); err != nil || c.Status != claim.StatusPending {
+		t.Fatalf("forced retry: %+v %v", c, err)
 	}
 }
