@@ -21,9 +21,11 @@ import (
 const Binary = "/usr/sbin/mosquitto"
 
 // Options configures a broker. With CertFile and KeyFile the listener speaks
-// TLS only.
+// TLS only. With Persistence, sessions and queued messages survive a Stop
+// (SIGTERM) and Restart, as with a production broker.
 type Options struct {
 	CertFile, KeyFile string
+	Persistence       bool
 }
 
 // Broker is one Mosquitto process (or none, while stopped).
@@ -56,11 +58,12 @@ func Start(tb testing.TB, opts Options) *Broker {
 	addr := l.Addr().String()
 	_ = l.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	conf := fmt.Sprintf("user root\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlistener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n", port)
+	dir := tb.TempDir()
+	conf := fmt.Sprintf("user root\npersistence %t\npersistence_location %s/\nlog_dest stderr\nlog_type error\nlog_type warning\nlistener %s 127.0.0.1\nallow_anonymous true\nmax_connections -1\n", opts.Persistence, dir, port)
 	if opts.CertFile != "" {
 		conf += fmt.Sprintf("certfile %s\nkeyfile %s\n", opts.CertFile, opts.KeyFile)
 	}
-	b := &Broker{tb: tb, addr: addr, conf: filepath.Join(tb.TempDir(), "mosquitto.conf")}
+	b := &Broker{tb: tb, addr: addr, conf: filepath.Join(dir, "mosquitto.conf")}
 	if err := os.WriteFile(b.conf, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
 	}
@@ -112,17 +115,25 @@ func (b *Broker) Restart() {
 
 // Stop kills the process (SIGKILL: an outage, not a shutdown) and waits for
 // it to exit; the port is free afterwards. Safe to call when stopped.
-func (b *Broker) Stop() {
+func (b *Broker) Stop() { b.signal(syscall.SIGKILL) }
+
+// Terminate stops the broker with SIGTERM: it saves its persistence file
+// first. Safe to call when stopped.
+func (b *Broker) Terminate() { b.signal(syscall.SIGTERM) }
+
+func (b *Broker) signal(sig syscall.Signal) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cmd == nil {
 		return
 	}
-	_ = b.cmd.Process.Kill()
+	_ = b.cmd.Process.Signal(sig)
 	select {
 	case <-b.exited:
 	case <-time.After(5 * time.Second):
-		b.tb.Errorf("mosquittotest: mosquitto did not exit 5 s after SIGKILL")
+		_ = b.cmd.Process.Kill()
+		<-b.exited
+		b.tb.Errorf("mosquittotest: mosquitto did not exit 5 s after %s", sig)
 	}
 	b.cmd = nil
 }

@@ -1,0 +1,144 @@
+package faulttest
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/claimsvc/claimsvc/internal/mqtt"
+	"github.com/claimsvc/claimsvc/internal/mqtt/mosquittotest"
+	"github.com/claimsvc/claimsvc/internal/pgtest"
+)
+
+// subscriber counts the claims Mosquitto forwards, per device (the payload's
+// secretKey is the token in these tests), and when each first arrived. Its
+// session is persistent (clean session off, QoS 1), so claims published while
+// it reconnects after a broker restart are queued for it, not lost.
+type subscriber struct {
+	mu    sync.Mutex
+	count map[string]int
+	first map[string]time.Time
+}
+
+func subscribe(t *testing.T, addr string) *subscriber {
+	t.Helper()
+	s := &subscriber{count: map[string]int{}, first: map[string]time.Time{}}
+	opts := paho.NewClientOptions().AddBroker("tcp://"+addr).SetClientID("faulttest-subscriber").
+		SetProtocolVersion(4).SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(250 * time.Millisecond).
+		SetConnectRetry(true).SetConnectRetryInterval(250 * time.Millisecond).SetOrderMatters(false)
+	opts.SetDefaultPublishHandler(s.receive)
+	opts.SetOnConnectHandler(func(c paho.Client) { c.Subscribe(mqtt.ClaimTopic, 1, s.receive) })
+	c := paho.NewClient(opts)
+	if tok := c.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber: %v", tok.Error())
+	}
+	t.Cleanup(func() { c.Disconnect(0) })
+	if err := eventually(5*time.Second, func() bool { return c.IsConnectionOpen() }); err != nil {
+		t.Fatal("subscriber not connected")
+	}
+	time.Sleep(200 * time.Millisecond) // the SUBACK
+	return s
+}
+
+func (s *subscriber) receive(_ paho.Client, m paho.Message) {
+	var p struct{ SecretKey string }
+	if json.Unmarshal(m.Payload(), &p) != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.count[p.SecretKey] == 0 {
+		s.first[p.SecretKey] = time.Now()
+	}
+	s.count[p.SecretKey]++
+}
+
+func (s *subscriber) deliveries() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.count))
+	for k, v := range s.count {
+		out[k] = v
+	}
+	return out
+}
+
+// TestBrokerOutage stops the test's own Mosquitto for a while under load.
+// Intake keeps answering 2xx, the backlog gauges rise, and once the broker
+// is back every claim reaches it within 10 s (the dispatcher probes the
+// broker and sends the claims held back by the outage at once, instead of
+// leaving them to a backoff of up to 5 minutes); goroutines and open files
+// stay bounded by the worker count, whatever the backlog.
+func TestBrokerOutage(t *testing.T) {
+	b := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
+	sub := subscribe(t, b.Addr())
+	env := baseEnv(pgtest.NewDatabase(t), "tcp://"+b.Addr())
+	svc := startService(t, env)
+
+	ld := newLoad(t, "BROKER", func() []string { return []string{svc.url()} })
+	ctx, stopLoad := context.WithCancel(context.Background())
+	loadDone := make(chan struct{})
+	go func() { ld.run(ctx, 4, 25*time.Millisecond, time.Minute); close(loadDone) }()
+
+	time.Sleep(2 * time.Second)
+	baseGoroutines, baseFDs := svc.metric("go_goroutines"), svc.metric("process_open_fds")
+	outage := pick(8*time.Second, 30*time.Second)
+	b.Terminate()
+	down := time.Now()
+	var maxPending, maxAge, maxGoroutines, maxFDs float64
+	for time.Since(down) < outage {
+		maxPending = max(maxPending, svc.metric("claimsvc_pending_claims"))
+		maxAge = max(maxAge, svc.metric("claimsvc_oldest_pending_age_seconds"))
+		maxGoroutines = max(maxGoroutines, svc.metric("go_goroutines"))
+		maxFDs = max(maxFDs, svc.metric("process_open_fds"))
+		time.Sleep(250 * time.Millisecond)
+	}
+	acceptedDuring, statusesDuring := ld.snapshot()
+	b.Restart()
+	back := time.Now()
+	time.Sleep(2 * time.Second)
+	stopLoad()
+	<-loadDone
+	ld.check()
+	accepted, statuses := ld.snapshot()
+
+	missing := waitDelivered(accepted, sub.deliveries, 30*time.Second)
+	// How long after the broker's return did the last claim accepted before
+	// it arrive?
+	var lastBacklog time.Duration
+	sub.mu.Lock()
+	for tok, at := range acceptedDuring {
+		if at.Before(back) {
+			if f, ok := sub.first[tok]; ok {
+				lastBacklog = max(lastBacklog, f.Sub(back))
+			}
+		}
+	}
+	sub.mu.Unlock()
+	time.Sleep(3 * time.Second) // settle: attempts over, idle connections closed
+	afterGoroutines, afterFDs := svc.metric("go_goroutines"), svc.metric("process_open_fds")
+	t.Logf("figures: outage=%s accepted=%d accepted_before_return=%d lost=%d duplicates=%d backlog_delivered_within=%s max_pending=%.0f max_oldest_age=%.1fs goroutines=%.0f/%.0f/%.0f fds=%.0f/%.0f/%.0f statuses=%v",
+		outage, len(accepted), len(acceptedDuring), len(missing), duplicates(accepted, sub.deliveries()), lastBacklog.Round(time.Millisecond),
+		maxPending, maxAge, baseGoroutines, maxGoroutines, afterGoroutines, baseFDs, maxFDs, afterFDs, statuses)
+
+	if statusesDuring[503] > 0 || statuses[503] > 0 || statuses[0] > 0 {
+		t.Errorf("intake did not keep answering 2xx during the broker outage: %v", statuses)
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d accepted claims never reached the broker, e.g. %s\n%s", len(missing), len(accepted), missing[0], tail(svc.out.String(), 3000))
+	}
+	if lastBacklog > 10*time.Second {
+		t.Errorf("the backlog took %s after the broker returned, want ≤ 10 s", lastBacklog)
+	}
+	if maxPending < 10 || maxAge < outage.Seconds()/2 {
+		t.Errorf("backlog gauges did not rise: pending %.0f, oldest %.1fs", maxPending, maxAge)
+	}
+	// 8 workers: a bounded number of goroutines and sockets, whatever the backlog.
+	if maxGoroutines > baseGoroutines+100 || afterGoroutines > baseGoroutines+30 || maxFDs > baseFDs+40 || afterFDs > baseFDs+10 {
+		t.Errorf("pile-up: goroutines %.0f → %.0f → %.0f, open files %.0f → %.0f → %.0f", baseGoroutines, maxGoroutines, afterGoroutines, baseFDs, maxFDs, afterFDs)
+	}
+}
