@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -394,7 +395,10 @@ func (l *load) claim(token string, giveUp time.Duration) {
 	client := http.Client{Timeout: 5 * time.Second}
 	body := `{"secretKey":"` + token + `"}`
 	deadline := time.Now().Add(giveUp)
-	for i := 0; time.Now().Before(deadline); i++ {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(token))
+	spread := int(h.Sum32() % 1024) // which service a claim starts with
+	for i := spread; time.Now().Before(deadline); i++ {
 		urls := l.urls()
 		req, _ := http.NewRequest("POST", urls[i%len(urls)]+"/devices/claim", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
