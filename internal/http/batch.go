@@ -307,7 +307,9 @@ func splitNDJSON(body []byte) ([][]byte, error) {
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, MaxBatchBody+1)
 	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
+		// Clone: the scanner reuses its buffer, and an item kept as a slice
+		// of it would turn into a later line (another device's claim).
+		line := bytes.Clone(bytes.TrimSpace(sc.Bytes()))
 		if len(line) == 0 {
 			continue
 		}
