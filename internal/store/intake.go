@@ -3,7 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -25,11 +25,6 @@ const maxDeviceLocks = 64
 // too many devices for that. The two-integer key space is distinct from the
 // bigint one that deviceLock uses.
 var intakeLock = [2]int32{0x636c6169, 0x6d696e74} // "claimint"
-
-// errIdemRace means another transaction committed one of our Idempotency-Keys
-// between our lookup and our insert: the whole transaction is rolled back and
-// run again, and then the lookup sees that claim.
-var errIdemRace = errors.New("concurrent use of an Idempotency-Key")
 
 // Result is the outcome of one request of a batch: the claim stored or
 // replayed, or Err (a *claim.Error: conflict or Idempotency-Key reuse) for
@@ -71,17 +66,33 @@ type ref struct {
 // means the transaction committed and each item's res holds its outcome; an
 // error means nothing was stored.
 func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duration) error {
-	var err error
 	for range 3 {
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return s.createTx(ctx, tx, items, hold) })
-		if !errors.Is(err, errIdemRace) {
-			return dbErr("create claims", err)
+		err := s.createTx(ctx, items, hold)
+		if isUniqueViolation(err, "claims_idempotency_key_key") {
+			continue
 		}
+		return dbErr("create claims", err)
 	}
 	return claim.Errorf(claim.CodeConflict, "a concurrent request with the same Idempotency-Key is in progress")
 }
 
-func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold time.Duration) error {
+// createTx runs one intake transaction in two round trips: BEGIN, the locks
+// and the lookups pipelined in the first; the inserts, NOTIFY and COMMIT in
+// the second. A statement that fails makes PostgreSQL skip the rest of its
+// pipeline (COMMIT included), and the transaction is rolled back.
+func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left inside a transaction is closed by the pool on
+	// release; ROLLBACK first so that it can be reused.
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(ctx, "ROLLBACK")
+		}
+		conn.Release()
+	}()
 	var keys []int64
 	var hashes [][]byte
 	var idemKeys []string
@@ -100,6 +111,7 @@ func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold tim
 
 	// One round trip: locks, then what the rules need to know.
 	b := &pgx.Batch{}
+	b.Queue("BEGIN")
 	if len(keys) > maxDeviceLocks {
 		b.Queue(`SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, intakeLock[0], intakeLock[1])
 	} else {
@@ -142,7 +154,7 @@ func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold tim
 		}
 		return rows.Err()
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
 
@@ -186,7 +198,8 @@ func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold tim
 		}
 	}
 	if ins.n() == 0 {
-		return nil
+		_, err := conn.Exec(ctx, "COMMIT") // nothing to store: only replays and refusals
+		return err
 	}
 
 	// One more round trip: the new claims, their audit events, the wake-up.
@@ -198,7 +211,6 @@ func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold tim
 			SELECT id, h, hint, tok, sec, has, dur, fp, idem, now()
 			FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::boolean[], $7::bigint[],
 			            $8::bytea[], $9::text[]) AS t(id, h, hint, tok, sec, has, dur, fp, idem)
-			ON CONFLICT (idempotency_key) DO NOTHING
 			RETURNING `+claimColumns+`),
 		e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, 'accepted' FROM c)
 		SELECT * FROM c`,
@@ -214,11 +226,12 @@ func (s *Store) createTx(ctx context.Context, tx pgx.Tx, items []*item, hold tim
 		return rows.Err()
 	})
 	b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return err
+	b.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		return err // a key we saw free and taken meanwhile fails the insert: run again
 	}
-	if len(created) != ins.n() {
-		return errIdemRace // a key we saw free was taken meanwhile
+	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
+		return fmt.Errorf("inserted %d claims of %d", len(created), ins.n())
 	}
 	for _, it := range items {
 		switch {
