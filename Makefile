@@ -45,3 +45,12 @@ firmware-sim: ## firmware: build the Linux simulator firmware/host/build/claim-s
 clean:
 	rm -rf bin
 	$(MAKE) --no-print-directory -C firmware/host clean
+
+.PHONY: bench bench-full
+bench: ## benchmark vs baselines on local PostgreSQL + Mosquitto, quick mode (under a minute); see docs/performance.md
+	CGO_ENABLED=0 $(GO) build -o bin/claimsvc ./cmd/claimsvc
+	$(GO) run ./cmd/claimload --claimsvc bin/claimsvc
+
+bench-full: ## the full benchmark (minutes; 100,000-claim backlog): the figures in docs/performance.md
+	CGO_ENABLED=0 $(GO) build -o bin/claimsvc ./cmd/claimsvc
+	$(GO) run ./cmd/claimload --claimsvc bin/claimsvc --full
