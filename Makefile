@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: demo run tbemu test-tb build deps test test-go firmware-test firmware-sim vet clean help
+.PHONY: demo run tbemu test-tb build deps test test-go test-long fuzz firmware-test firmware-sim vet clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -35,6 +35,15 @@ test: deps vet firmware-test test-go ## everything: vet, firmware host tests, Go
 
 test-go:
 	$(GO) test -race -count=1 -timeout 15m ./...
+
+FUZZTIME ?= 60s
+test-long: ## long fault tests (25 SIGKILLs, 30 s outages, 3 replicas for a minute) and every fuzz target for FUZZTIME each
+	CLAIMSVC_LONG_TESTS=1 $(GO) test -count=1 -timeout 30m -v -run . ./internal/faulttest
+	$(MAKE) --no-print-directory fuzz
+
+fuzz: ## run each fuzz target for FUZZTIME (default 60s)
+	@for t in $$($(GO) test -list '^Fuzz' ./internal/http | grep '^Fuzz'); do \
+		echo "== $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/http || exit 1; done
 
 firmware-test: ## firmware: claim_core unit tests + 32-bit cross build
 	$(MAKE) --no-print-directory -C firmware/host test
