@@ -63,6 +63,7 @@ type options struct {
 	keepDB     bool
 	only       string
 	profileDir string
+	svcFlags   string
 }
 
 // plan sizes one mode's runs.
@@ -114,6 +115,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
 	fs.StringVar(&o.only, "only", "", "run only these parts, comma-separated: intake, batch, e2e, backlog")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of claimsvc (intake at 32 clients, end to end, backlog) into this directory")
+	fs.StringVar(&o.svcFlags, "claimsvc-flags", "", "extra flags for every claimsvc started, space-separated (experiments; the report says so)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -181,7 +183,7 @@ func (b *bench) main(ctx context.Context) error {
 	}
 	// All load comes from one IP and touches each device once: the rate
 	// limits would only measure themselves.
-	b.serviceFlags = []string{"--rate-limit-ip=off", "--rate-limit-token=off"}
+	b.serviceFlags = append([]string{"--rate-limit-ip=off", "--rate-limit-token=off"}, strings.Fields(b.opts.svcFlags)...)
 	if b.tmp, err = os.MkdirTemp("", "claimload-"); err != nil {
 		return err
 	}
@@ -255,7 +257,7 @@ func (b *bench) environment(ctx context.Context) (string, error) {
 	return fmt.Sprintf("machine: %d cores (%s), Go %s, load average at start %s (the machine may be shared)\n"+
 		"PostgreSQL: %s at %s (synchronous_commit=%s); broker: %s; claimsvc: %s (separate process)",
 		runtime.NumCPU(), model, runtime.Version(), load, pgVersion, redact(b.opts.adminURL), syncCommit,
-		b.opts.mqttAddr, b.opts.claimsvc), nil
+		b.opts.mqttAddr, b.opts.claimsvc+" "+strings.Join(b.serviceFlags, " ")), nil
 }
 
 func redact(raw string) string {
