@@ -27,7 +27,7 @@ type subscriber struct {
 func subscribe(t *testing.T, addr string) *subscriber {
 	t.Helper()
 	s := &subscriber{count: map[string]int{}, first: map[string]time.Time{}}
-	opts := paho.NewClientOptions().AddBroker("tcp://"+addr).SetClientID("faulttest-subscriber").
+	opts := paho.NewClientOptions().AddBroker("tcp://" + addr).SetClientID("faulttest-subscriber").
 		SetProtocolVersion(4).SetCleanSession(false).SetAutoReconnect(true).SetMaxReconnectInterval(250 * time.Millisecond).
 		SetConnectRetry(true).SetConnectRetryInterval(250 * time.Millisecond).SetOrderMatters(false)
 	opts.SetDefaultPublishHandler(s.receive)
