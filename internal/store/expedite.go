@@ -8,7 +8,7 @@ import "context"
 // backlog goes out at once rather than up to the backoff cap later. Claims
 // leased right now are left alone. It returns how many it moved.
 func (s *Store) Expedite(ctx context.Context, errPrefix string) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE claims SET next_attempt_at = now(), updated_at = now()
+	tag, err := s.outbox.Exec(ctx, `UPDATE claims SET next_attempt_at = now(), updated_at = now()
 		WHERE status = 'pending' AND next_attempt_at > now()
 		  AND (lease_until IS NULL OR lease_until < now())
 		  AND starts_with(last_error, $1)`, errPrefix)

@@ -36,7 +36,7 @@ type Job struct {
 // from the one that sealed the row) is handed back for a minute, for a
 // replica that can, and reported in the error: it is never failed for it.
 func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]Job, error) {
-	rows, err := s.pool.Query(ctx, `UPDATE claims c
+	rows, err := s.outbox.Query(ctx, `UPDATE claims c
 		SET lease_owner = gen_random_uuid(), lease_until = now() + $1::interval, attempts = attempts + 1, updated_at = now()
 		FROM (SELECT id FROM claims
 		      WHERE status = 'pending' AND next_attempt_at <= now()
@@ -102,7 +102,7 @@ var ErrLeaseLost = fmt.Errorf("lease lost")
 // finish applies an attempt's outcome to a claim still held under the job's
 // lease, with its audit events, in one statement.
 func (s *Store) finish(ctx context.Context, j Job, set string, events string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, `WITH c AS (
+	tag, err := s.outbox.Exec(ctx, `WITH c AS (
 			UPDATE claims SET `+set+`, lease_owner = NULL, lease_until = NULL, updated_at = now()
 			WHERE id = $1 AND lease_owner = $2 AND status = 'pending'
 			RETURNING id, attempts)
@@ -164,7 +164,7 @@ func (s *Store) release(ctx context.Context, jobs []Job, after time.Duration, wh
 	for i, j := range jobs {
 		leases[i] = j.Lease
 	}
-	_, err := s.pool.Exec(ctx, `WITH c AS (
+	_, err := s.outbox.Exec(ctx, `WITH c AS (
 			UPDATE claims SET lease_owner = NULL, lease_until = NULL, attempts = greatest(attempts - 1, 0),
 			       next_attempt_at = now() + $2::interval, updated_at = now()
 			WHERE lease_owner = ANY($1) AND status = 'pending'
@@ -177,7 +177,7 @@ func (s *Store) release(ctx context.Context, jobs []Job, after time.Duration, wh
 // ReapExpiredLeases returns claims whose lease ran out (their dispatcher died
 // or hung) to the queue, records it, and returns how many it reaped.
 func (s *Store) ReapExpiredLeases(ctx context.Context) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `WITH c AS (
+	tag, err := s.outbox.Exec(ctx, `WITH c AS (
 			UPDATE claims SET lease_owner = NULL, lease_until = NULL, next_attempt_at = now(), updated_at = now()
 			WHERE status = 'pending' AND lease_until < now()
 			RETURNING id, attempts)

@@ -24,7 +24,8 @@ const NotifyChannel = "claimsvc_claims"
 
 // Store is the PostgreSQL-backed claim store. It is safe for concurrent use.
 type Store struct {
-	pool   *pgxpool.Pool
+	pool   *pgxpool.Pool // intake and reads: every commit is durable before it returns
+	outbox *pgxpool.Pool // the dispatcher's leases and outcomes: synchronous_commit=off, see Open
 	sealer *seal.Sealer
 
 	gc        GroupCommit // see groupcommit.go
@@ -47,10 +48,25 @@ func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer, 
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", redactErr(err))
 	}
+	// The dispatcher's writes (leases, outcomes, releases) do not wait for
+	// the WAL flush. If the database crashes before flushing one, the claim
+	// simply looks as it did before that write: still pending, or leased
+	// until the lease expires, and it is sent again. That is the
+	// at-least-once contract already; what it buys is one fsync less on
+	// every lease and every delivery. Intake never uses this pool: a 2xx
+	// still means the claim is on disk.
+	ocfg := cfg.Copy()
+	ocfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	ocfg.MaxConns = max(4, cfg.MaxConns/2)
+	outbox, err := pgxpool.NewWithConfig(ctx, ocfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("database: %w", redactErr(err))
+	}
 	if sealer == nil {
 		sealer, _ = seal.New(nil)
 	}
-	st := &Store{pool: pool, sealer: sealer}
+	st := &Store{pool: pool, outbox: outbox, sealer: sealer}
 	for _, o := range opts {
 		o(st)
 	}
@@ -63,6 +79,7 @@ func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer, 
 func (s *Store) Close() {
 	s.closeCommitters()
 	s.pool.Close()
+	s.outbox.Close()
 }
 
 // Pool exposes the pool for migrations and tests.
