@@ -3,12 +3,14 @@ package store
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
@@ -68,13 +70,25 @@ type ref struct {
 func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duration) error {
 	for range 3 {
 		err := s.createTx(ctx, items, hold)
-		if isUniqueViolation(err, "claims_idempotency_key_key") {
+		// A key seen free and taken meanwhile by a request for another
+		// device (other device locks), or a deadlock: run it again.
+		if isUniqueViolation(err, "idempotency_keys_pkey") || isRetryable(err) {
 			continue
+		}
+		if errors.Is(err, errCommitUnknown) {
+			return &claim.Error{Code: claim.CodeUnavailable, Err: err, Message: "the database connection failed while committing; " +
+				"the claim may have been stored. Sending the same request again is safe: it is answered with the stored claim"}
 		}
 		return dbErr("create claims", err)
 	}
-	return claim.Errorf(claim.CodeConflict, "a concurrent request with the same Idempotency-Key is in progress")
+	// Nothing was stored; the other request holds the key now, so a retry
+	// is answered by it (or refused, if it was a different request).
+	return &claim.Error{Code: claim.CodeUnavailable, Message: "a concurrent request used the same Idempotency-Key; nothing was stored, try again"}
 }
+
+// errCommitUnknown marks a connection failure after COMMIT was sent: the
+// transaction may or may not have committed.
+var errCommitUnknown = errors.New("outcome of COMMIT unknown")
 
 // createTx runs one intake transaction in two round trips: BEGIN, the locks
 // and the lookups pipelined in the first; the inserts, NOTIFY and COMMIT in
@@ -121,7 +135,9 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	}
 	known := map[string]ref{} // Idempotency-Key → its claim
 	if len(idemKeys) > 0 {
-		b.Queue(`SELECT idempotency_key, token_hash, fingerprint, `+claimColumns+` FROM claims WHERE idempotency_key = ANY($1::text[])`,
+		b.Queue(`SELECT k.key, k.token_hash, k.fingerprint, c.* FROM idempotency_keys k
+			CROSS JOIN LATERAL (SELECT `+claimColumns+` FROM claims WHERE id = k.claim_id) c
+			WHERE k.key = ANY($1::text[])`,
 			idemKeys).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var key string
@@ -160,6 +176,7 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 
 	// The rules, request by request.
 	var ins inserts
+	var answered idemKeyRows // Idempotency-Keys answered in this transaction, new claim or replay
 	for i, it := range items {
 		key := it.req.IdempotencyKey
 		if r, ok := known[key]; key != "" && ok {
@@ -173,6 +190,10 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 		if r, ok := latest[string(it.hash)]; ok {
 			if bytes.Equal(r.fp, it.fp) {
 				it.answer(r)
+				if key != "" { // the key now belongs to the replayed claim
+					answered.add(key, r, items, it)
+					known[key] = r
+				}
 				continue
 			}
 			if !it.req.Force {
@@ -194,40 +215,53 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 		r := ref{newItem: i, hash: it.hash, fp: it.fp, status: claim.StatusPending}
 		latest[string(it.hash)] = r
 		if key != "" {
+			answered.add(key, r, items, it)
 			known[key] = r
 		}
 	}
-	if ins.n() == 0 {
+	if ins.n() == 0 && len(answered.key) == 0 {
 		_, err := conn.Exec(ctx, "COMMIT") // nothing to store: only replays and refusals
 		return err
 	}
 
-	// One more round trip: the new claims, their audit events, the wake-up.
+	// One more round trip: the new claims, their audit events and keys, the wake-up.
 	created := make(map[uuid.UUID]claim.Claim, ins.n())
 	b = &pgx.Batch{}
-	b.Queue(`WITH c AS (
-			INSERT INTO claims (id, token_hash, token_hint, token, secret, has_secret, duration_ms, fingerprint,
-			                    idempotency_key, next_attempt_at)
-			SELECT id, h, hint, tok, sec, has, dur, fp, idem, now()
-			FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::boolean[], $7::bigint[],
-			            $8::bytea[], $9::text[]) AS t(id, h, hint, tok, sec, has, dur, fp, idem)
-			RETURNING `+claimColumns+`),
-		e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, 'accepted' FROM c)
-		SELECT * FROM c`,
-		ins.id, ins.hash, ins.hint, ins.token, ins.secret, ins.hasSecret, ins.duration, ins.fp, ins.idem,
-	).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			c, err := scanClaim(rows)
-			if err != nil {
-				return err
+	if ins.n() > 0 {
+		b.Queue(`WITH c AS (
+				INSERT INTO claims (id, token_hash, token_hint, token, secret, has_secret, duration_ms, fingerprint, next_attempt_at)
+				SELECT id, h, hint, tok, sec, has, dur, fp, now()
+				FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::boolean[], $7::bigint[],
+				            $8::bytea[]) AS t(id, h, hint, tok, sec, has, dur, fp)
+				RETURNING `+claimColumns+`),
+			e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, 'accepted' FROM c)
+			SELECT * FROM c`,
+			ins.id, ins.hash, ins.hint, ins.token, ins.secret, ins.hasSecret, ins.duration, ins.fp,
+		).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				c, err := scanClaim(rows)
+				if err != nil {
+					return err
+				}
+				created[c.ID] = c
 			}
-			created[c.ID] = c
-		}
-		return rows.Err()
-	})
-	b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
+			return rows.Err()
+		})
+	}
+	if len(answered.key) > 0 {
+		b.Queue(`INSERT INTO idempotency_keys (key, claim_id, token_hash, fingerprint)
+			SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::bytea[])`,
+			answered.key, answered.claim, answered.hash, answered.fp)
+	}
+	if ins.n() > 0 {
+		b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
+	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) && ctx.Err() == nil {
+			return fmt.Errorf("%w: %w", errCommitUnknown, err)
+		}
 		return err // a key we saw free and taken meanwhile fails the insert: run again
 	}
 	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
@@ -242,6 +276,24 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 		}
 	}
 	return nil
+}
+
+// idemKeyRows holds the Idempotency-Keys a transaction records, column by
+// column, for one INSERT … unnest.
+type idemKeyRows struct {
+	key   []string
+	claim []uuid.UUID
+	hash  [][]byte
+	fp    [][]byte
+}
+
+// add records key as answered by r (a stored claim, or one this transaction
+// inserts) for request it.
+func (k *idemKeyRows) add(key string, r ref, items []*item, it *item) {
+	k.key = append(k.key, key)
+	k.claim = append(k.claim, r.id(items))
+	k.hash = append(k.hash, it.hash)
+	k.fp = append(k.fp, it.fp)
 }
 
 // answer makes r (an earlier claim) the replayed answer to it.
@@ -271,7 +323,6 @@ type inserts struct {
 	hasSecret []bool
 	duration  []*int64
 	fp        [][]byte
-	idem      []*string
 }
 
 func (ins *inserts) n() int { return len(ins.id) }
@@ -282,10 +333,6 @@ func (ins *inserts) add(s *Store, it *item) {
 	if it.req.SecretKey != nil {
 		secret = s.sealer.Seal([]byte(*it.req.SecretKey), id[:])
 	}
-	var idem *string
-	if it.req.IdempotencyKey != "" {
-		idem = &it.req.IdempotencyKey
-	}
 	ins.id = append(ins.id, id)
 	ins.hash = append(ins.hash, it.hash)
 	ins.hint = append(ins.hint, claim.Hint(string(it.req.Token)))
@@ -294,7 +341,6 @@ func (ins *inserts) add(s *Store, it *item) {
 	ins.hasSecret = append(ins.hasSecret, it.req.SecretKey != nil)
 	ins.duration = append(ins.duration, it.req.DurationMs)
 	ins.fp = append(ins.fp, it.fp)
-	ins.idem = append(ins.idem, idem)
 }
 
 // CreateBatch stores reqs in one transaction, applying the rules of Create to

@@ -407,3 +407,27 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 		t.Fatalf("forced retry: %+v %v", c, err)
 	}
 }
+
+// A key answered by a replay belongs to that claim as much as a key that
+// created one: reusing it for another request is refused.
+func TestIdempotencyKeyAnsweredByAReplayIsRecorded(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, nil)
+	first, err := s.Create(ctx, req("TOKEN_NNNNNNNNNN", "a", 0), hold)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed := req("TOKEN_NNNNNNNNNN", "a", 0)
+	keyed.IdempotencyKey = "K1"
+	if r, err := s.Create(ctx, keyed, hold); err != nil || !r.Replayed || r.Claim.ID != first.Claim.ID {
+		t.Fatalf("replay with a key: %+v %v", r, err)
+	}
+	other := req("TOKEN_NNNNNNNNNN", "b", 0)
+	other.IdempotencyKey, other.Force = "K1", true
+	if _, err := s.Create(ctx, other, hold); claim.ErrorCode(err) != claim.CodeIdemReuse {
+		t.Fatalf("key reused with another request: %v", err)
+	}
+	if r, err := s.Create(ctx, keyed, hold); err != nil || !r.Replayed || r.Claim.ID != first.Claim.ID {
+		t.Fatalf("the key still answers with the first claim: %+v %v", r, err)
+	}
+}
