@@ -99,55 +99,129 @@ var ErrCannotOpen = errors.New("cannot decrypt stored claims: check CLAIMSVC_DAT
 // taken over, or an operator changed the claim). The report was not applied.
 var ErrLeaseLost = fmt.Errorf("lease lost")
 
-// finish applies an attempt's outcome to a claim still held under the job's
-// lease, with its audit events, in one statement.
-func (s *Store) finish(ctx context.Context, j Job, set string, events string, args ...any) error {
-	tag, err := s.outbox.Exec(ctx, `WITH c AS (
-			UPDATE claims SET `+set+`, lease_owner = NULL, lease_until = NULL, updated_at = now()
-			WHERE id = $1 AND lease_owner = $2 AND status = 'pending'
-			RETURNING id, attempts)
-		INSERT INTO claim_events (claim_id, kind, attempt, outcome, detail) `+events,
-		append([]any{j.ID, j.Lease}, args...)...)
+// OutcomeKind is what came of an attempt.
+type OutcomeKind string
+
+// The outcomes Finish records.
+const (
+	OutcomeDelivered OutcomeKind = "delivered" // PUBACK: final; token and secret erased
+	OutcomeRejected  OutcomeKind = "rejected"  // CONNACK 4/5: final; token and secret erased
+	OutcomeRetry     OutcomeKind = "retry"     // transient failure: pending again after Next
+	OutcomeFailed    OutcomeKind = "failed"    // given up: token and secret kept for an operator's retry
+)
+
+// Outcome is one attempt's result, reported under the lease it ran under.
+// It holds no token or secret.
+type Outcome struct {
+	Claim  uuid.UUID
+	Lease  uuid.UUID
+	Kind   OutcomeKind
+	Reason string        // last_error and the events' detail; empty for Delivered
+	Next   time.Duration // Retry: the next attempt is due this long after the report lands
+}
+
+// OutcomeOf is the outcome of job j.
+func OutcomeOf(j Job, kind OutcomeKind, reason string, next time.Duration) Outcome {
+	return Outcome{Claim: j.ID, Lease: j.Lease, Kind: kind, Reason: reason, Next: next}
+}
+
+// Finish records many attempts' outcomes in one statement: each claim is
+// updated and gets its audit events (attempt, then delivered / rejected /
+// failed, as Delivered, Rejected, RetryLater and Fail document), but only
+// while it is still pending under the outcome's lease. lost[i] is
+// ErrLeaseLost for each outcome that was refused for that reason, nil for
+// one that was applied. err is set when the statement as a whole failed;
+// then nothing was applied.
+func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err error) {
+	if len(outs) == 0 {
+		return nil, nil
+	}
+	ids := make([]uuid.UUID, len(outs))
+	leases := make([]uuid.UUID, len(outs))
+	kinds := make([]string, len(outs))
+	reasons := make([]string, len(outs))
+	nextUs := make([]int64, len(outs))
+	for i, o := range outs {
+		ids[i], leases[i], kinds[i], reasons[i], nextUs[i] = o.Claim, o.Lease, string(o.Kind), o.Reason, o.Next.Microseconds()
+	}
+	// status: the kind names it, except that a retry stays pending. The
+	// events are numbered per claim (1: attempt, 2: the final kind) and
+	// inserted in input order, so ids follow the order they happened in.
+	rows, err := s.outbox.Query(ctx, `WITH o AS (
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[])
+			       WITH ORDINALITY AS o(id, lease, kind, reason, next_us, ord)
+		), c AS (
+			UPDATE claims SET
+			       status = CASE WHEN o.kind = 'retry' THEN 'pending' ELSE o.kind END,
+			       delivered_at = CASE WHEN o.kind = 'delivered' THEN now() ELSE claims.delivered_at END,
+			       token = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.token END,
+			       secret = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.secret END,
+			       next_attempt_at = CASE WHEN o.kind = 'retry' THEN now() + o.next_us * interval '1 microsecond' END,
+			       last_error = NULLIF(o.reason, ''),
+			       lease_owner = NULL, lease_until = NULL, updated_at = now()
+			FROM o
+			WHERE claims.id = o.id AND claims.lease_owner = o.lease AND claims.status = 'pending'
+			RETURNING claims.id, claims.attempts, o.kind, NULLIF(o.reason, '') AS reason, o.ord
+		), e AS (
+			INSERT INTO claim_events (claim_id, kind, attempt, outcome, detail)
+			SELECT c.id, ev.kind, c.attempts, ev.outcome, c.reason
+			FROM c CROSS JOIN LATERAL (VALUES (1, 'attempt', c.kind), (2, c.kind, NULL)) AS ev(n, kind, outcome)
+			WHERE (ev.n = 1 AND c.kind <> 'failed') OR (ev.n = 2 AND c.kind <> 'retry')
+			ORDER BY c.ord, ev.n
+		)
+		SELECT ord FROM c`,
+		ids, leases, kinds, reasons, nextUs)
 	if err != nil {
-		return dbErr("finish attempt", err)
+		return nil, dbErr("finish attempts", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return ErrLeaseLost
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, dbErr("finish attempts", err)
 	}
-	return nil
+	lost = make([]error, len(outs))
+	for i := range lost {
+		lost[i] = ErrLeaseLost
+	}
+	for _, ord := range applied {
+		lost[ord-1] = nil
+	}
+	return lost, nil
+}
+
+// finish records one outcome (see Finish).
+func (s *Store) finish(ctx context.Context, o Outcome) error {
+	lost, err := s.Finish(ctx, []Outcome{o})
+	if err != nil {
+		return err
+	}
+	return lost[0]
 }
 
 // Delivered records a PUBACK: the claim is delivered; its token and secret
-// are erased.
+// are erased. Events: attempt (outcome delivered), delivered.
 func (s *Store) Delivered(ctx context.Context, j Job) error {
-	return s.finish(ctx, j,
-		`status = 'delivered', delivered_at = now(), token = NULL, secret = NULL, next_attempt_at = NULL, last_error = NULL`,
-		`SELECT id, 'attempt', attempts, 'delivered', NULL FROM c UNION ALL SELECT id, 'delivered', attempts, NULL, NULL FROM c`,
-	)
+	return s.finish(ctx, OutcomeOf(j, OutcomeDelivered, "", 0))
 }
 
 // Rejected records a CONNACK 4/5: ThingsBoard does not know the token. Never
-// retried; token and secret are erased.
+// retried; token and secret are erased. Events: attempt (outcome rejected),
+// rejected, both with the reason.
 func (s *Store) Rejected(ctx context.Context, j Job, reason string) error {
-	return s.finish(ctx, j,
-		`status = 'rejected', token = NULL, secret = NULL, next_attempt_at = NULL, last_error = $3`,
-		`SELECT id, 'attempt', attempts, 'rejected', $3 FROM c UNION ALL SELECT id, 'rejected', attempts, NULL, $3 FROM c`, reason)
+	return s.finish(ctx, OutcomeOf(j, OutcomeRejected, reason, 0))
 }
 
 // RetryLater records a transient failure and schedules the next attempt.
+// Event: attempt (outcome retry) with the reason.
 func (s *Store) RetryLater(ctx context.Context, j Job, next time.Duration, reason string) error {
-	return s.finish(ctx, j,
-		`next_attempt_at = now() + $4::interval, last_error = $3`,
-		`SELECT id, 'attempt', attempts, 'retry', $3 FROM c`, reason, next)
+	return s.finish(ctx, OutcomeOf(j, OutcomeRetry, reason, next))
 }
 
 // Fail records that the claim will not be delivered without an operator
 // (MAX_PENDING_AGE passed, or a permanent local error). Token and secret stay
-// so that POST /claims/{id}/retry can send it later.
+// so that POST /claims/{id}/retry can send it later. Event: failed with the
+// reason.
 func (s *Store) Fail(ctx context.Context, j Job, reason string) error {
-	return s.finish(ctx, j,
-		`status = 'failed', next_attempt_at = NULL, last_error = $3`,
-		`SELECT id, 'failed', attempts, NULL, $3 FROM c`, reason)
+	return s.finish(ctx, OutcomeOf(j, OutcomeFailed, reason, 0))
 }
 
 // Release gives leased claims back without counting the attempt, for a
