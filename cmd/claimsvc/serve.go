@@ -127,6 +127,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	disp := dispatch.New(st, pub, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
 		LeaseFor: leaseFor, ReapInterval: min(15*time.Second, leaseFor/4),
+		AttemptMax:    cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second,
 		ShutdownGrace: cfg.ShutdownTimeout / 2,
 		ProbeInterval: cfg.BrokerProbe, StatsInterval: cfg.StatsInterval,
 	}, log.With("component", "dispatcher"), m, hub.Done)

@@ -24,10 +24,7 @@ import (
 // Store is what the dispatcher needs of the claim store.
 type Store interface {
 	Lease(ctx context.Context, n int, leaseFor time.Duration) ([]store.Job, error)
-	Delivered(ctx context.Context, j store.Job) error
-	Rejected(ctx context.Context, j store.Job, reason string) error
-	RetryLater(ctx context.Context, j store.Job, next time.Duration, reason string) error
-	Fail(ctx context.Context, j store.Job, reason string) error
+	Finish(ctx context.Context, outs []store.Outcome) (lost []error, err error)
 	Release(ctx context.Context, jobs []store.Job) error
 	ReapExpiredLeases(ctx context.Context) (int64, error)
 	Backlog(ctx context.Context) (store.Backlog, error)
@@ -50,7 +47,10 @@ type Prober interface {
 // Config tunes a Dispatcher. Zero values take the defaults in brackets.
 type Config struct {
 	Workers       int           // concurrent MQTT attempts [32]
+	LeaseAhead    int           // claims leased ahead, waiting in memory for a free worker [Workers]; negative: none
+	ReportBatch   int           // outcomes stored in one statement at most, and queued at most [64]
 	LeaseFor      time.Duration // how long a leased claim is ours [2m]; must exceed one attempt
+	AttemptMax    time.Duration // the longest one attempt takes [LeaseFor/2]; a claim leased ahead starts only with this much lease left
 	PollInterval  time.Duration // fallback when NOTIFY is missed [1s]
 	ReapInterval  time.Duration // how often expired leases are returned [15s]
 	StatsInterval time.Duration // how often the backlog gauges refresh [5s]
@@ -70,7 +70,17 @@ func (c *Config) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 32
 	}
+	switch {
+	case c.LeaseAhead == 0:
+		c.LeaseAhead = c.Workers
+	case c.LeaseAhead < 0:
+		c.LeaseAhead = 0
+	}
+	if c.ReportBatch <= 0 {
+		c.ReportBatch = 64
+	}
 	set(&c.LeaseFor, 2*time.Minute)
+	set(&c.AttemptMax, c.LeaseFor/2)
 	set(&c.PollInterval, time.Second)
 	set(&c.ReapInterval, 15*time.Second)
 	set(&c.StatsInterval, 5*time.Second)
@@ -113,11 +123,18 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
+// leasedJob is a claim leased by this dispatcher.
+type leasedJob struct {
+	store.Job
+	leaseEnd time.Time // by our clock, a little before the lease's own end
+}
+
 // Run delivers claims until ctx ends. Then it stops leasing, lets attempts
-// under way finish within ShutdownGrace, and releases every lease it still
-// holds, so another replica (or the next start) sends those claims at once.
+// under way finish within ShutdownGrace, stores their outcomes, and releases
+// every lease it still holds (claims leased ahead and not started), so
+// another replica (or the next start) sends those claims at once.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	d.log.Info("dispatcher started", "workers", d.cfg.Workers)
+	d.log.Info("dispatcher started", "workers", d.cfg.Workers, "lease_ahead", d.cfg.LeaseAhead)
 	// Attempts get their own context: cancelled ShutdownGrace after ctx.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -136,39 +153,62 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	bg.Go(func() { d.every(ctx, d.cfg.StatsInterval, d.stats) })
 	bg.Go(func() { d.watchBroker(ctx) })
 
-	jobs := make(chan store.Job)
-	idle := make(chan struct{}, d.cfg.Workers) // one token per idle worker
+	rep := newReporter(d.store, d.log, d.cfg.ReportBatch)
+	var reporting sync.WaitGroup
+	reporting.Go(func() { rep.run(workCtx) })
+
+	// A slot is a claim in memory: waiting for a worker or being sent. The
+	// loop leases one claim per free slot; jobs never blocks.
+	slots := d.cfg.Workers + d.cfg.LeaseAhead
+	jobs := make(chan leasedJob, slots)
+	free := make(chan struct{}, slots) // one token per free slot
+	for range slots {
+		free <- struct{}{}
+	}
 	var workers sync.WaitGroup
 	for range d.cfg.Workers {
-		idle <- struct{}{}
 		workers.Go(func() {
+			var unsent []store.Job
 			for job := range jobs {
-				d.attempt(workCtx, job)
-				idle <- struct{}{}
+				switch {
+				case ctx.Err() != nil: // shutting down: not started, handed back below
+					unsent = append(unsent, job.Job)
+				case time.Until(job.leaseEnd) < d.cfg.AttemptMax: // waited too long: the lease might end mid-attempt
+					d.release([]store.Job{job.Job})
+				default:
+					d.attempt(workCtx, job, rep)
+				}
+				free <- struct{}{}
 				d.Wake()
 			}
+			d.release(unsent)
 		})
 	}
 
-	d.loop(ctx, jobs, idle)
+	d.loop(ctx, jobs, free)
 	close(jobs)
 	workers.Wait()
+	rep.close()
+	reporting.Wait()
 	bg.Wait()
 	d.log.Info("dispatcher stopped")
 	return nil
 }
 
-// loop leases as many due claims as there are idle workers and hands them
-// out, then sleeps until woken (NOTIFY, a worker freed, or the poll tick).
-func (d *Dispatcher) loop(ctx context.Context, jobs chan<- store.Job, idle chan struct{}) {
+// loop leases as many due claims as there are free slots (idle workers plus
+// LeaseAhead) and queues them for the workers, then sleeps until woken
+// (NOTIFY, a worker freed, or the poll tick). With claims leased ahead, a
+// worker that finishes takes the next at once instead of waiting for a lease.
+func (d *Dispatcher) loop(ctx context.Context, jobs chan<- leasedJob, slots chan struct{}) {
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	for {
-		free := len(idle)
+		free := len(slots)
 		if free > 0 && ctx.Err() == nil {
 			// Not cancelled by shutdown: a lease cut off mid-query may have
 			// committed, and rows we never saw would stay leased until expiry.
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			leaseEnd := time.Now().Add(d.cfg.LeaseFor)
 			leased, err := d.store.Lease(lctx, free, d.cfg.LeaseFor)
 			cancel()
 			switch {
@@ -181,14 +221,9 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- store.Job, idle chan 
 				d.release(leased)
 				return
 			}
-			for i, job := range leased {
-				<-idle
-				select {
-				case jobs <- job:
-				case <-ctx.Done():
-					d.release(leased[i:])
-					return
-				}
+			for _, job := range leased {
+				<-slots // there are free ones: only this loop takes them
+				jobs <- leasedJob{Job: job, leaseEnd: leaseEnd}
 			}
 			if len(leased) == free && free > 0 {
 				continue // more may be due
@@ -216,8 +251,11 @@ func (d *Dispatcher) release(jobs []store.Job) {
 	d.metrics.Deliveries.WithLabelValues("released").Add(float64(len(jobs)))
 }
 
-// attempt sends one claim and records its outcome.
-func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
+// attempt sends one claim and hands its outcome to the reporter: the worker
+// is free as soon as the attempt ends. onFinal and the broker watch are told
+// once the outcome is stored.
+func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
+	job := lj.Job
 	log := d.log.With("claim", job.ID, "device", job.Token, "attempt", job.Attempt)
 	if ctx.Err() != nil { // shutting down and out of grace: not sent
 		d.release([]store.Job{job})
@@ -228,17 +266,16 @@ func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
 	err := d.sender.Publish(ctx, "claimsvc-"+job.ID.String(), job.Token, claim.Payload(job.SecretKey, job.DurationMs))
 	d.metrics.InFlight.Dec()
 
-	var outcome string
-	var report func(context.Context) error
+	var out store.Outcome
+	final := func() { d.onFinal(job.ID) }
+	var landed func()
 	switch {
 	case err == nil:
-		outcome = "delivered"
-		report = func(c context.Context) error { return d.store.Delivered(c, job) }
+		out, landed = store.OutcomeOf(job, store.OutcomeDelivered, "", 0), final
 		d.metrics.DeliveryLatency.Observe(time.Since(job.CreatedAt).Seconds())
 		log.Info("claim delivered", "latency", time.Since(job.CreatedAt).Round(time.Millisecond))
 	case mqtt.IsRejected(err):
-		outcome = "rejected"
-		report = func(c context.Context) error { return d.store.Rejected(c, job, err.Error()) }
+		out, landed = store.OutcomeOf(job, store.OutcomeRejected, err.Error(), 0), final
 		log.Warn("claim rejected: ThingsBoard does not know this device token", "err", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		log.Info("attempt cut short by shutdown; releasing the claim")
@@ -248,30 +285,28 @@ func (d *Dispatcher) attempt(ctx context.Context, job store.Job) {
 	default:
 		age := time.Since(job.PendingSince)
 		if age >= d.cfg.MaxPendingAge {
-			outcome = "failed"
 			reason := fmt.Sprintf("still undelivered after %s; last error: %v", d.cfg.MaxPendingAge, err)
-			report = func(c context.Context) error { return d.store.Fail(c, job, reason) }
+			out, landed = store.OutcomeOf(job, store.OutcomeFailed, reason, 0), final
 			log.Error("claim failed: giving up", "err", err, "pending_for", age.Round(time.Second))
 		} else {
-			outcome = "retry"
 			next := min(Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax), d.cfg.MaxPendingAge-age)
-			report = func(c context.Context) error { return d.store.RetryLater(c, job, next, err.Error()) }
+			out = store.OutcomeOf(job, store.OutcomeRetry, err.Error(), next)
+			if mqtt.IsUnreachable(err) {
+				landed = d.brokerUnreachable // after the retry is stored, so the next expedite covers it
+			}
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
 		}
 	}
-	d.metrics.AttemptDuration.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
-	d.metrics.Deliveries.WithLabelValues(outcome).Inc()
-	if err := d.report(ctx, start.Add(d.cfg.LeaseFor), report); err != nil {
-		log.Warn("cannot record the attempt's outcome; the lease will expire and the claim be sent again", "outcome", outcome, "err", err)
-		return
-	}
-	if outcome != "retry" {
-		d.onFinal(job.ID)
-	} else if mqtt.IsUnreachable(err) {
-		select { // after the retry is stored, so the next expedite covers it
-		case d.unreachable <- struct{}{}:
-		default:
-		}
+	d.metrics.AttemptDuration.WithLabelValues(string(out.Kind)).Observe(time.Since(start).Seconds())
+	d.metrics.Deliveries.WithLabelValues(string(out.Kind)).Inc()
+	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
+}
+
+// brokerUnreachable starts watchBroker's probing, unless it is already on.
+func (d *Dispatcher) brokerUnreachable() {
+	select {
+	case d.unreachable <- struct{}{}:
+	default:
 	}
 }
 
@@ -314,31 +349,6 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 		}
 		d.log.Info("the broker answers again; sending the claims held back by the outage", "claims", n, "probing_for", time.Since(down).Round(time.Millisecond))
 		d.Wake()
-	}
-}
-
-// report stores an outcome. While the database is away it keeps trying
-// until the lease would run out (leaseEnd) or shutdown's grace ends (ctx), so
-// a database outage shorter than the lease loses no lease: the outcome lands
-// when the database returns and the claim is not sent again. A report that
-// never lands means a duplicate send after the lease expires, never a lost
-// claim; the lease check (ErrLeaseLost) keeps a late report from
-// overwriting another dispatcher's work.
-func (d *Dispatcher) report(ctx context.Context, leaseEnd time.Time, f func(context.Context) error) error {
-	pause := 100 * time.Millisecond
-	for {
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := f(rctx)
-		cancel()
-		if err == nil || errors.Is(err, store.ErrLeaseLost) || !time.Now().Add(pause).Before(leaseEnd) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(pause):
-		}
-		pause = min(2*pause, 2*time.Second)
 	}
 }
 

@@ -284,3 +284,77 @@ func TestBackoffBounds(t *testing.T) {
 		t.Fatal("no jitter")
 	}
 }
+
+// gateSender holds every attempt until open is closed, then succeeds.
+type gateSender struct {
+	started chan struct{}
+	open    chan struct{}
+}
+
+func (g gateSender) Publish(context.Context, string, claim.Token, []byte) error {
+	g.started <- struct{}{}
+	<-g.open
+	return nil
+}
+
+// Outcomes of attempts that end during shutdown's grace are stored before Run
+// returns (the reporter's queue is flushed), and claims leased ahead but not
+// started are handed back, uncounted.
+func TestShutdownStoresOutcomesAndReleasesClaimsLeasedAhead(t *testing.T) {
+	s := newStore(t)
+	var ids []uuid.UUID
+	for i := range 6 {
+		ids = append(ids, create(t, s, uuid.NewString(), "k", int64(i+1)).ID)
+	}
+	g := gateSender{started: make(chan struct{}, 6), open: make(chan struct{})}
+	cfg := fastConfig()
+	cfg.Workers, cfg.LeaseAhead = 2, 4
+	stop := start(t, s, g, cfg)
+	<-g.started
+	<-g.started
+	var leased int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM claims WHERE lease_owner IS NOT NULL`).Scan(&leased); err != nil || leased != 6 {
+		t.Fatalf("%d claims leased (%v), want 6: 2 in flight and 4 ahead", leased, err)
+	}
+	time.AfterFunc(50*time.Millisecond, func() { close(g.open) }) // within the grace
+	stop()
+	var delivered, released int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FILTER (WHERE status = 'delivered'),
+		count(*) FILTER (WHERE status = 'pending' AND lease_owner IS NULL AND attempts = 0) FROM claims`).Scan(&delivered, &released); err != nil {
+		t.Fatal(err)
+	}
+	if delivered != 2 || released != 4 {
+		t.Fatalf("after shutdown: %d delivered, %d released; want the 2 in flight delivered and the 4 waiting released", delivered, released)
+	}
+}
+
+// A claim leased ahead that waited so long that its lease could end during
+// the attempt is handed back and leased afresh, never sent on a short lease.
+func TestClaimLeasedAheadIsNotStartedOnAShortLease(t *testing.T) {
+	s := newStore(t)
+	a := create(t, s, "DEVICE_TOKEN_AHEAD_1", "k", 1000)
+	b := create(t, s, "DEVICE_TOKEN_AHEAD_2", "k", 1000)
+	cfg := fastConfig()
+	cfg.Workers, cfg.LeaseAhead = 1, 1
+	cfg.LeaseFor, cfg.AttemptMax = 2*time.Second, 1500*time.Millisecond
+	o := &overlapSender{inflight: map[string]bool{}, sent: map[string]int{}}
+	slow := slowSender{next: o, d: 700 * time.Millisecond}
+	start(t, s, slow, cfg)
+	waitStatus(t, s, a.ID, claim.StatusDelivered, 10*time.Second)
+	waitStatus(t, s, b.ID, claim.StatusDelivered, 10*time.Second)
+	var released int
+	if err := s.Pool().QueryRow(t.Context(), `SELECT count(*) FROM claim_events WHERE kind = 'released'`).Scan(&released); err != nil || released != 1 {
+		t.Fatalf("%d claims handed back (%v), want 1: the one that waited 0.7 s of its 2 s lease", released, err)
+	}
+}
+
+// slowSender takes d per attempt.
+type slowSender struct {
+	next dispatch.Sender
+	d    time.Duration
+}
+
+func (s slowSender) Publish(ctx context.Context, id string, tok claim.Token, p []byte) error {
+	time.Sleep(s.d)
+	return s.next.Publish(ctx, id, tok, p)
+}
