@@ -203,8 +203,11 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- leasedJob, slots chan
 	poll := time.NewTicker(d.cfg.PollInterval)
 	defer poll.Stop()
 	for {
+		// While claims wait in memory, lease again only once half of
+		// LeaseAhead is free: fewer, larger lease statements. A worker
+		// that would idle (nothing waits) gets a lease at once.
 		free := len(slots)
-		if free > 0 && ctx.Err() == nil {
+		if free > 0 && ctx.Err() == nil && (len(jobs) == 0 || free >= d.cfg.LeaseAhead/2) {
 			// Not cancelled by shutdown: a lease cut off mid-query may have
 			// committed, and rows we never saw would stay leased until expiry.
 			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
