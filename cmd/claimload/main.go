@@ -415,15 +415,21 @@ func (b *bench) createBaselineTable(ctx context.Context) error {
 	return err
 }
 
-// runE2E measures end-to-end delivery and its two baselines.
-func (b *bench) runE2E(ctx context.Context) error {
+// prepareDelivery empties the tables and subscribes a watcher that counts
+// deliveries on the broker, for the parts that measure delivery.
+func (b *bench) prepareDelivery(ctx context.Context) (*watcher, error) {
 	if err := b.createBaselineTable(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.reset(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	w, err := newWatcher("tcp://" + b.opts.mqttAddr)
+	return newWatcher("tcp://" + b.opts.mqttAddr)
+}
+
+// runE2E measures end-to-end delivery and its two baselines.
+func (b *bench) runE2E(ctx context.Context) error {
+	w, err := b.prepareDelivery(ctx)
 	if err != nil {
 		return err
 	}
@@ -461,13 +467,7 @@ func (b *bench) runE2E(ctx context.Context) error {
 
 // runBacklog measures claimsvc draining a backlog of pending claims.
 func (b *bench) runBacklog(ctx context.Context) error {
-	if err := b.createBaselineTable(ctx); err != nil {
-		return err
-	}
-	if err := b.reset(ctx); err != nil {
-		return err
-	}
-	w, err := newWatcher("tcp://" + b.opts.mqttAddr)
+	w, err := b.prepareDelivery(ctx)
 	if err != nil {
 		return err
 	}
