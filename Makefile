@@ -26,7 +26,7 @@ build: ## build bin/claimsvc and bin/tbemu (static)
 
 vet: ## go vet and a gofmt check
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd internal api migrations firmware/host/e2e)" || { gofmt -l cmd internal api migrations firmware/host/e2e; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l cmd internal api migrations deploy firmware/host/e2e)" || { gofmt -l cmd internal api migrations deploy firmware/host/e2e; echo "gofmt needed"; exit 1; }
 
 deps: ## install the Debian packages the tests need (when root; otherwise says what is missing)
 	@scripts/deps.sh
