@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/claimsvc/claimsvc/internal/syncbuf"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -75,29 +76,12 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // service is one `claimsvc serve` process, restartable on the same address.
 type service struct {
 	t    *testing.T
 	addr string
 	env  []string
-	out  *syncBuffer // every run's stdout and stderr
+	out  *syncbuf.Buffer // every run's stdout and stderr
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -120,7 +104,7 @@ func baseEnv(dbURL, mqttURL string) map[string]string {
 // startService runs claimsvc serve with env and waits until /readyz is 200.
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
-	s := &service{t: t, addr: freeAddr(t), out: &syncBuffer{}}
+	s := &service{t: t, addr: freeAddr(t), out: &syncbuf.Buffer{}}
 	s.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "CLAIMSVC_HTTP_ADDR=" + s.addr}
 	for k, v := range env {
 		s.env = append(s.env, k+"="+v)
