@@ -28,6 +28,18 @@ const maxDeviceLocks = 64
 // bigint one that deviceLock uses.
 var intakeLock = [2]int32{0x636c6169, 0x6d696e74} // "claimint"
 
+// lockDevice takes one device's intake locks inside tx, in the same
+// discipline as an intake transaction (the shared intake lock, then the
+// device's), so that a rule check outside intake (a retry) cannot interleave
+// with an intake batch, even one holding the intake lock exclusively.
+func lockDevice(ctx context.Context, tx pgx.Tx, tokenHash []byte) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1::int4, $2::int4)`, intakeLock[0], intakeLock[1]); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", deviceLock(tokenHash))
+	return err
+}
+
 // Result is the outcome of one request of a batch: the claim stored or
 // replayed, or Err (a *claim.Error: conflict or Idempotency-Key reuse) for
 // this request alone.

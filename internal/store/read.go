@@ -116,7 +116,7 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, for
 		if err := tx.QueryRow(ctx, `SELECT token_hash FROM claims WHERE id = $1`, id).Scan(&tokenHash); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", deviceLock(tokenHash)); err != nil || force {
+		if err := lockDevice(ctx, tx, tokenHash); err != nil || force {
 			return err
 		}
 		var blocking uuid.UUID
