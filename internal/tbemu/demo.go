@@ -23,7 +23,8 @@ var demoUnassigned = [][2]string{
 	{"Thermostat T2", "T2_TEST_TOKEN"},
 }
 
-// DemoCustomerPassword is the password of every demo customer user (CUSTOMER_CRED).
+// DemoCustomerPassword is the password of every demo customer user (CUSTOMER_CRED). Like
+// all demo credentials it is ThingsBoard's public, documented default, not a secret.
 const DemoCustomerPassword = "customer"
 
 // loadDemo loads the demo data.

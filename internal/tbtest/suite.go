@@ -55,7 +55,7 @@ type suite struct {
 // Run runs every scenario against target. Scenarios create their own devices, customers and users
 // under a unique prefix, so they can run against a long-lived ThingsBoard repeatedly.
 func Run(t *testing.T, target Target) {
-	if target.TenantUser == "" {
+	if target.TenantUser == "" { // ThingsBoard's public demo tenant admin (install --loadDemo)
 		target.TenantUser, target.TenantPassword = "tenant@thingsboard.org", "tenant"
 	}
 	b := make([]byte, 4)
