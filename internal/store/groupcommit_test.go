@@ -77,7 +77,7 @@ func TestConcurrentClaimsOfOneDevice(t *testing.T) {
 			// Different secrets for one device: exactly one is stored, every
 			// other request is refused naming it.
 			type out struct {
-				c   store.Created
+				c   claim.Accepted
 				err error
 			}
 			outs := make([]out, n)
