@@ -167,7 +167,8 @@ type overlapSender struct {
 	overlaps int
 }
 
-func (o *overlapSender) Publish(ctx context.Context, clientID string, _ claim.Token, _ []byte) error {
+func (o *overlapSender) Send(ctx context.Context, j claim.Job) error {
+	clientID := j.ID.String()
 	o.mu.Lock()
 	if o.inflight[clientID] {
 		o.overlaps++
@@ -210,7 +211,7 @@ func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
 // blockingSender never finishes until its context ends.
 type blockingSender struct{ started chan struct{} }
 
-func (b blockingSender) Publish(ctx context.Context, _ string, _ claim.Token, _ []byte) error {
+func (b blockingSender) Send(ctx context.Context, _ claim.Job) error {
 	b.started <- struct{}{}
 	<-ctx.Done()
 	return ctx.Err()
@@ -241,7 +242,7 @@ func TestShutdownReleasesInFlightLeases(t *testing.T) {
 
 type failingSender struct{}
 
-func (failingSender) Publish(context.Context, string, claim.Token, []byte) error {
+func (failingSender) Send(context.Context, claim.Job) error {
 	return errors.New("connection refused")
 }
 
@@ -291,7 +292,7 @@ type gateSender struct {
 	open    chan struct{}
 }
 
-func (g gateSender) Publish(context.Context, string, claim.Token, []byte) error {
+func (g gateSender) Send(context.Context, claim.Job) error {
 	g.started <- struct{}{}
 	<-g.open
 	return nil
@@ -354,7 +355,7 @@ type slowSender struct {
 	d    time.Duration
 }
 
-func (s slowSender) Publish(ctx context.Context, id string, tok claim.Token, p []byte) error {
+func (s slowSender) Send(ctx context.Context, j claim.Job) error {
 	time.Sleep(s.d)
-	return s.next.Publish(ctx, id, tok, p)
+	return s.next.Send(ctx, j)
 }

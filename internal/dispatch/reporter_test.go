@@ -15,7 +15,7 @@ import (
 )
 
 // leaseN stores n claims and leases them all.
-func leaseN(t *testing.T, s *store.Store, n int) []store.Job {
+func leaseN(t *testing.T, s *store.Store, n int) []claim.Job {
 	t.Helper()
 	for range n {
 		sk, dur := claim.Secret("k"), int64(1000)
@@ -50,7 +50,7 @@ func TestReporterBatchesAndFencesEachOutcome(t *testing.T) {
 	stale := jobs[7]
 	stale.Lease = uuid.New() // an older lease of that claim, say
 	for _, j := range append(jobs[:7:7], stale) {
-		r.add(report{out: store.OutcomeOf(j, store.OutcomeDelivered, "", 0), leaseEnd: until, landed: func() { landed.Add(1) }})
+		r.add(report{out: claim.OutcomeOf(j, claim.OutcomeDelivered, nil, 0), leaseEnd: until, landed: func() { landed.Add(1) }})
 	}
 	r.close()
 	r.run(t.Context()) // returns once the queue is stored
@@ -78,11 +78,11 @@ func TestReporterQueueIsBounded(t *testing.T) {
 	jobs := leaseN(t, s, 3)
 	r := newReporter(s, slog.New(slog.DiscardHandler), 2)
 	until := time.Now().Add(time.Minute)
-	r.add(report{out: store.OutcomeOf(jobs[0], store.OutcomeDelivered, "", 0), leaseEnd: until})
-	r.add(report{out: store.OutcomeOf(jobs[1], store.OutcomeDelivered, "", 0), leaseEnd: until})
+	r.add(report{out: claim.OutcomeOf(jobs[0], claim.OutcomeDelivered, nil, 0), leaseEnd: until})
+	r.add(report{out: claim.OutcomeOf(jobs[1], claim.OutcomeDelivered, nil, 0), leaseEnd: until})
 	added := make(chan struct{})
 	go func() {
-		r.add(report{out: store.OutcomeOf(jobs[2], store.OutcomeDelivered, "", 0), leaseEnd: until})
+		r.add(report{out: claim.OutcomeOf(jobs[2], claim.OutcomeDelivered, nil, 0), leaseEnd: until})
 		close(added)
 	}()
 	select {
@@ -114,7 +114,7 @@ func TestReporterGivesUpAtLeaseEnd(t *testing.T) {
 	s.Close() // the database is gone for this store: every Finish fails
 	r := newReporter(s, slog.New(slog.DiscardHandler), 4)
 	var landed atomic.Bool
-	r.add(report{out: store.OutcomeOf(jobs[0], store.OutcomeDelivered, "", 0), leaseEnd: time.Now().Add(time.Second), landed: func() { landed.Store(true) }})
+	r.add(report{out: claim.OutcomeOf(jobs[0], claim.OutcomeDelivered, nil, 0), leaseEnd: time.Now().Add(time.Second), landed: func() { landed.Store(true) }})
 	r.close()
 	start := time.Now()
 	r.run(t.Context())

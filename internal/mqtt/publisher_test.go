@@ -44,8 +44,8 @@ func TestUnknownTokenIsRejected(t *testing.T) {
 	b := mqtttest.Start(t, "127.0.0.1:0", func(string) bool { return false })
 	p := newPublisher(t, b.URL(), 5*time.Second)
 	err := p.Publish(t.Context(), "claimsvc-2", "UNKNOWN_TOKEN_XYZ", []byte(`{}`))
-	var rej *mqtt.RejectedError
-	if !errors.As(err, &rej) || rej.ReturnCode != 5 {
+	var rej *mqtt.ConnackError
+	if !errors.As(err, &rej) || rej.ReturnCode != 5 || claim.KindOf(err) != claim.FailRejected {
 		t.Fatalf("want CONNACK 5 rejection, got %v", err)
 	}
 	if strings.Contains(err.Error(), "UNKNOWN_TOKEN_XYZ") {
@@ -62,8 +62,8 @@ func TestBrokerDownIsTransient(t *testing.T) {
 	l.Close()
 	p := newPublisher(t, "tcp://"+addr, 2*time.Second)
 	err := p.Publish(t.Context(), "claimsvc-3", "T", []byte(`{}`))
-	if err == nil || mqtt.IsRejected(err) {
-		t.Fatalf("want a transient error, got %v", err)
+	if err == nil || claim.KindOf(err) != claim.FailUnreachable {
+		t.Fatalf("want an unreachable broker, got %v", err)
 	}
 }
 
@@ -93,7 +93,7 @@ func TestSilentBrokerTimesOut(t *testing.T) {
 	p := newPublisher(t, "tcp://"+l.Addr().String(), 300*time.Millisecond)
 	start := time.Now()
 	err = p.Publish(t.Context(), "claimsvc-4", "T", []byte(`{}`))
-	if err == nil || mqtt.IsRejected(err) || time.Since(start) > 3*time.Second {
+	if err == nil || claim.KindOf(err) == claim.FailRejected || time.Since(start) > 3*time.Second {
 		t.Fatalf("want a timeout within bounds, got %v after %s", err, time.Since(start))
 	}
 	time.Sleep(500 * time.Millisecond) // let paho's connect goroutine end before goleak looks

@@ -32,6 +32,23 @@ func req(token, secret string, dur int64) claim.Request {
 
 const hold = 24 * time.Hour
 
+// The outcomes a dispatcher reports, one at a time.
+func deliver(t *testing.T, s *store.Store, j claim.Job) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeDelivered, nil, 0))
+}
+
+func reject(t *testing.T, s *store.Store, j claim.Job, reason string) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeRejected, claim.Failure(claim.FailRejected, errors.New(reason)), 0))
+}
+
+func retryLater(t *testing.T, s *store.Store, j claim.Job, next time.Duration, reason string) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeRetry, errors.New(reason), next))
+}
+
+func fail(t *testing.T, s *store.Store, j claim.Job, reason string) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeFailed, errors.New(reason), 0))
+}
+
 func TestMigrateIsIdempotent(t *testing.T) {
 	s := newStore(t, nil)
 	applied, err := s.Migrate(t.Context())
@@ -89,7 +106,7 @@ func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
 	if err != nil || len(jobs) != 1 || jobs[0].ID != c.Claim.ID {
 		t.Fatalf("lease: %v %v", jobs, err)
 	}
-	if err := s.Delivered(ctx, jobs[0]); err != nil {
+	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	// Delivered within the hold: a new secret is refused, the same replays.
@@ -199,13 +216,13 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 		t.Fatalf("re-lease: %+v", jobs)
 	}
 	// A late report under the first lease is fenced off, whoever sends it.
-	if err := s.Delivered(ctx, first[0]); !errors.Is(err, store.ErrLeaseLost) {
+	if err := deliver(t, s, first[0]); !errors.Is(err, claim.ErrLeaseLost) {
 		t.Fatalf("stale lease: %v", err)
 	}
-	if err := s.RetryLater(ctx, first[0], 0, "late"); !errors.Is(err, store.ErrLeaseLost) {
+	if err := retryLater(t, s, first[0], 0, "late"); !errors.Is(err, claim.ErrLeaseLost) {
 		t.Fatalf("stale lease: %v", err)
 	}
-	if err := s.Delivered(ctx, jobs[0]); err != nil {
+	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	var tok, sec []byte
@@ -237,7 +254,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	s := newStore(t, nil)
 	rej, _ := s.Create(ctx, req("TOKEN_GGGGGGGGGG", "", 0), hold)
 	jobs, _ := s.Lease(ctx, 1, time.Minute)
-	if err := s.Rejected(ctx, jobs[0], "CONNACK 5: not authorised"); err != nil {
+	if err := reject(t, s, jobs[0], "CONNACK 5: not authorised"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Get(ctx, rej.Claim.ID); c.Status != claim.StatusRejected || c.LastError == "" {
@@ -246,7 +263,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 
 	f, _ := s.Create(ctx, req("TOKEN_HHHHHHHHHH", "s", 0), hold)
 	jobs, _ = s.Lease(ctx, 1, time.Minute)
-	if err := s.RetryLater(ctx, jobs[0], time.Hour, "connection refused"); err != nil {
+	if err := retryLater(t, s, jobs[0], time.Hour, "connection refused"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Get(ctx, f.Claim.ID); c.Status != claim.StatusPending || c.NextAttemptAt == nil || time.Until(*c.NextAttemptAt) < 50*time.Minute {
@@ -267,7 +284,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	if _, err := s.Cancel(ctx, g.Claim.ID); claim.ErrorCode(err) != claim.CodeConflict {
 		t.Fatalf("cancel while being sent: %v", err)
 	}
-	if err := s.Fail(ctx, jobs[0], "undelivered after 168h"); err != nil {
+	if err := fail(t, s, jobs[0], "undelivered after 168h"); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Retry(ctx, g.Claim.ID, hold, false)
@@ -357,14 +374,14 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noKey.Close()
-	if err := noKey.CheckDataKey(ctx); !errors.Is(err, store.ErrCannotOpen) {
+	if err := noKey.CheckDataKey(ctx); !errors.Is(err, claim.ErrCannotDecrypt) {
 		t.Fatalf("start-up check without the key: %v", err)
 	}
 	if err := withKey.CheckDataKey(ctx); err != nil {
 		t.Fatalf("start-up check with the key: %v", err)
 	}
 	jobs, err := noKey.Lease(ctx, 10, time.Minute)
-	if !errors.Is(err, store.ErrCannotOpen) || len(jobs) != 0 {
+	if !errors.Is(err, claim.ErrCannotDecrypt) || len(jobs) != 0 {
 		t.Fatalf("lease without the key: %v %v", jobs, err)
 	}
 	got, _ := withKey.Get(ctx, c.Claim.ID)
@@ -387,7 +404,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 	s := newStore(t, nil)
 	a, _ := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "a", 0), hold)
 	jobs, _ := s.Lease(ctx, 1, time.Minute)
-	if err := s.Fail(ctx, jobs[0], "gave up"); err != nil {
+	if err := fail(t, s, jobs[0], "gave up"); err != nil {
 		t.Fatal(err)
 	}
 	b, err := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "b", 0), hold) // failed claims do not block
@@ -395,7 +412,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs, _ = s.Lease(ctx, 1, time.Minute)
-	if err := s.Delivered(ctx, jobs[0]); err != nil {
+	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Retry(ctx, a.Claim.ID, hold, false)

@@ -5,6 +5,7 @@ package storetest
 import (
 	"testing"
 
+	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/pgtest"
 	"github.com/claimsvc/claimsvc/internal/seal"
 	"github.com/claimsvc/claimsvc/internal/store"
@@ -27,4 +28,15 @@ func New(tb testing.TB, key []byte) *store.Store {
 		tb.Fatal(err)
 	}
 	return s
+}
+
+// Report records one attempt's outcome as the dispatcher would, and returns
+// claim.ErrLeaseLost when the store refused it for that reason.
+func Report(tb testing.TB, s *store.Store, o claim.Outcome) error {
+	tb.Helper()
+	lost, err := s.Finish(tb.Context(), []claim.Outcome{o})
+	if err != nil {
+		return err
+	}
+	return lost[0]
 }
