@@ -15,7 +15,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// MaxClaimBody is the largest claim body accepted (design §2: 4 KiB).
+// MaxClaimBody is the largest claim body accepted (docs/design.md §2: 4 KiB).
 const MaxClaimBody = 4 << 10
 
 // readBody reads at most limit bytes of a JSON body. An empty body is fine

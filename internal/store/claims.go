@@ -40,7 +40,7 @@ func deviceLock(tokenHash []byte) int64 {
 	return int64(binary.BigEndian.Uint64(tokenHash[:8]))
 }
 
-// Create stores a claim, applying design §2's rules inside one transaction:
+// Create stores a claim, applying docs/design.md §2's rules inside one transaction:
 //   - an Idempotency-Key already used with the same request replays that
 //     claim; with another request it is an error;
 //   - a claim of the same device that is pending, or was delivered less than

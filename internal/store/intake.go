@@ -74,7 +74,7 @@ type ref struct {
 	status  claim.Status
 }
 
-// createMany stores items in one transaction, applying design §2's rules to
+// createMany stores items in one transaction, applying docs/design.md §2's rules to
 // each in order, as if they had arrived one after another: a later request
 // sees the claims that earlier ones of the same batch created. A nil error
 // means the transaction committed and each item's res holds its outcome; an
