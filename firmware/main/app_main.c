@@ -1,7 +1,7 @@
 /*
  * Claim client: on a trigger (first boot, or a GPIO button) ask claimsvc to
  * claim this device; fall back to ThingsBoard MQTT when the service cannot
- * take the claim (design §7). The decision logic is claim_core, tested on the
+ * take the claim (docs/design.md §7). The decision logic is claim_core, tested on the
  * host (firmware/host); this file only wires ESP-IDF to it.
  *
  * Start-up: NVS -> factory credentials -> netif/event loop -> network -> claim task.

@@ -1,4 +1,4 @@
-// Package faulttest breaks claimsvc for real and checks its promises (design
+// Package faulttest breaks claimsvc for real and checks its promises (docs/design.md
 // §8): `claimsvc serve` runs as a process built from this tree, with its own
 // database, broker and load, and the tests SIGKILL it, stop the broker, cut
 // the database off, and run replicas side by side. The short variants run in

@@ -15,7 +15,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// MaxPreferWait caps `Prefer: wait=N` (design §2: 30 s).
+// MaxPreferWait caps `Prefer: wait=N` (docs/design.md §2: 30 s).
 const MaxPreferWait = 30
 
 // tokenFrom reads the device token from the path or the X-Device-Token header

@@ -1,4 +1,4 @@
-// Package http is claimsvc's HTTP API (design §2): routes, request decoding
+// Package http is claimsvc's HTTP API (docs/design.md §2): routes, request decoding
 // and validation, RFC 9457 problems, API keys, request ids, logs and metrics.
 // Callers import it as claimhttp.
 package http

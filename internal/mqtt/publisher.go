@@ -1,6 +1,6 @@
 // Package mqtt delivers one claim to ThingsBoard the way the device would:
 // MQTT 3.1.1, clean session, username = the device's access token, QoS 1 on
-// v1/devices/me/claim, one short-lived connection per attempt (design §3).
+// v1/devices/me/claim, one short-lived connection per attempt (docs/design.md §3).
 //
 // paho's own reconnect and connect-retry loops are off, and no paho token is
 // ever waited on without a deadline (paho issue #613: Wait can hang forever).
@@ -23,7 +23,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// ClaimTopic is ThingsBoard's device claim topic (thingsboard-claiming.md §1.2).
+// ClaimTopic is ThingsBoard's device claim topic (docs/thingsboard.md §1.2).
 const ClaimTopic = "v1/devices/me/claim"
 
 // Config configures a Publisher.

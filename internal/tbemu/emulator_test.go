@@ -99,7 +99,7 @@ func customerClaim(t *testing.T, e *Emulator, jwt, device, secret string) (int, 
 func TestCacheTTLWithClock(t *testing.T) {
 	e, clock := start(t, func(c *Config) { c.Demo = true })
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
-	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (reference §3.1).
+	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (docs/thingsboard.md §3.1).
 	httpClaim(t, e, "T1_TEST_TOKEN", `{"secretKey":"k","durationMs":172800000}`)
 	flush(t, e)
 	if !e.PendingClaim("Thermostat T1") {
@@ -151,7 +151,7 @@ func TestAllowClaimingByDefaultFalse(t *testing.T) {
 	if st, b := customerClaim(t, e, jwt, dev.Name, "k"); st != 200 || !strings.Contains(b, `"SUCCESS"`) {
 		t.Fatalf("got %d %s, want SUCCESS", st, b)
 	}
-	// SUCCESS deleted claimingAllowed; un-claim sets it back to true (reference §4.2).
+	// SUCCESS deleted claimingAllowed; un-claim sets it back to true (docs/thingsboard.md §4.2).
 	st, b := call(t, "GET", e.HTTPURL()+"/api/plugins/telemetry/DEVICE/"+dev.ID+"/values/attributes/SERVER_SCOPE", tenant, "")
 	if st != 200 || strings.Contains(string(b), "claimingAllowed") {
 		t.Fatalf("claimingAllowed not deleted: %d %s", st, b)

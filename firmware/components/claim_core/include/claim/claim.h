@@ -1,5 +1,5 @@
 /*
- * claim.h - portable device-claim logic (design §7).
+ * claim.h - portable device-claim logic (docs/design.md §7).
  *
  * Plain C99: no ESP-IDF headers, no malloc, no globals. All I/O goes through
  * claim_port_t (claim_port.h).
@@ -41,9 +41,9 @@ extern "C" {
 
 #define CLAIM_TOPIC "v1/devices/me/claim"
 
-#define CLAIM_TOKEN_MAX 128u       /* design §2: 1-128 printable ASCII, no space, no '/' */
-#define CLAIM_SECRET_MAX 128u      /* design §2: 0-128 characters */
-#define CLAIM_DURATION_MAX 2592000000u /* 30 days, design §2 */
+#define CLAIM_TOKEN_MAX 128u       /* docs/design.md §2: 1-128 printable ASCII, no space, no '/' */
+#define CLAIM_SECRET_MAX 128u      /* docs/design.md §2: 0-128 characters */
+#define CLAIM_DURATION_MAX 2592000000u /* 30 days, docs/design.md §2 */
 #define CLAIM_WAIT_MAX_S 30u       /* Prefer: wait=N, N <= 30 */
 #define CLAIM_URL_MAX 256u
 #define CLAIM_BODY_MAX (CLAIM_SECRET_MAX * 6u + 64u) /* worst case: every byte as \u00XX */
