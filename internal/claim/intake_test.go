@@ -11,6 +11,7 @@ import (
 // store read under its locks and the requests of one group, and the verdicts
 // the rules must give.
 func TestDecideIntake(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	const hold = 24 * time.Hour
 	at := func(d time.Duration) *time.Time { t := now.Add(-d); return &t }
@@ -141,6 +142,7 @@ func TestDecideIntake(t *testing.T) {
 
 // One rule, one message: intake and retry refuse with the same words.
 func TestHoldConflictMessage(t *testing.T) {
+	t.Parallel()
 	id := uuid.New()
 	pending, delivered := HoldConflict(Prior{ID: id, Status: StatusPending}), HoldConflict(Prior{ID: id, Status: StatusDelivered})
 	if pending.Code != CodeConflict || *pending.Blocking != id || pending.Message == delivered.Message {

@@ -77,6 +77,7 @@ func waitStatus(t *testing.T, s *store.Store, id uuid.UUID, want claim.Status, w
 }
 
 func TestDeliversEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := mqtttest.Start(t, "127.0.0.1:0", nil)
 	start(t, s, publisher(t, b.URL()), fastConfig())
@@ -98,6 +99,7 @@ func TestDeliversEndToEnd(t *testing.T) {
 }
 
 func TestRefusedTokenIsRejectedAfterOneAttempt(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u != "UNKNOWN_TOKEN_01" })
 	start(t, s, publisher(t, b.URL()), fastConfig())
@@ -114,6 +116,7 @@ func TestRefusedTokenIsRejectedAfterOneAttempt(t *testing.T) {
 }
 
 func TestBrokerDownThenBack(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -143,6 +146,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 }
 
 func TestPendingClaimsSurviveARestart(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := mqtttest.Start(t, "127.0.0.1:0", nil)
 	// Claims stored while no dispatcher runs (the service was down).
@@ -184,6 +188,7 @@ func (o *overlapSender) Send(ctx context.Context, j claim.Job) error {
 }
 
 func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	const n = 150
 	var ids []uuid.UUID
@@ -218,6 +223,7 @@ func (b blockingSender) Send(ctx context.Context, _ claim.Job) error {
 }
 
 func TestShutdownReleasesInFlightLeases(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	c := create(t, s, "DEVICE_TOKEN_0003", "k", 1000)
 	bs := blockingSender{started: make(chan struct{}, 1)}
@@ -247,6 +253,7 @@ func (failingSender) Send(context.Context, claim.Job) error {
 }
 
 func TestGivesUpAfterMaxPendingAge(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	cfg := fastConfig()
 	cfg.MaxPendingAge = 300 * time.Millisecond
@@ -263,6 +270,7 @@ func TestGivesUpAfterMaxPendingAge(t *testing.T) {
 }
 
 func TestBackoffBounds(t *testing.T) {
+	t.Parallel()
 	minD, maxD := time.Second, 5*time.Minute
 	for attempt := 1; attempt <= 40; attempt++ {
 		ceiling := maxD
@@ -302,6 +310,7 @@ func (g gateSender) Send(context.Context, claim.Job) error {
 // returns (the reporter's queue is flushed), and claims leased ahead but not
 // started are handed back, uncounted.
 func TestShutdownStoresOutcomesAndReleasesClaimsLeasedAhead(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	var ids []uuid.UUID
 	for i := range 6 {
@@ -332,6 +341,7 @@ func TestShutdownStoresOutcomesAndReleasesClaimsLeasedAhead(t *testing.T) {
 // A claim leased ahead that waited so long that its lease could end during
 // the attempt is handed back and leased afresh, never sent on a short lease.
 func TestClaimLeasedAheadIsNotStartedOnAShortLease(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	a := create(t, s, "DEVICE_TOKEN_AHEAD_1", "k", 1000)
 	b := create(t, s, "DEVICE_TOKEN_AHEAD_2", "k", 1000)

@@ -42,6 +42,7 @@ func statusOf(t *testing.T, s *store.Store, id uuid.UUID) claim.Status {
 // Outcomes queued together are stored by one statement; each is fenced by
 // its own lease, and only those stored are announced (landed).
 func TestReporterBatchesAndFencesEachOutcome(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t, nil)
 	jobs := leaseN(t, s, 8)
 	r := newReporter(s, slog.New(slog.DiscardHandler), 8)
@@ -74,6 +75,7 @@ func TestReporterBatchesAndFencesEachOutcome(t *testing.T) {
 
 // A full queue holds workers back until the reporter catches up.
 func TestReporterQueueIsBounded(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t, nil)
 	jobs := leaseN(t, s, 3)
 	r := newReporter(s, slog.New(slog.DiscardHandler), 2)
@@ -109,6 +111,7 @@ func TestReporterQueueIsBounded(t *testing.T) {
 // While the database is away, an outcome is retried until its lease would
 // run out, then given up (the claim is sent again after the lease expires).
 func TestReporterGivesUpAtLeaseEnd(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t, nil)
 	jobs := leaseN(t, s, 1)
 	s.Close() // the database is gone for this store: every Finish fails

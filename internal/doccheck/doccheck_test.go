@@ -12,6 +12,7 @@ import (
 // names a document of the repository and a section it has, and nothing points
 // outside the repository.
 func TestRepositoryStandsAlone(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	problems, err := Check(os.DirFS(root))
 	if err != nil {
@@ -49,6 +50,7 @@ func repoRoot(t *testing.T) string {
 // cite: docs/thingsboard.md keeps the sections of the ThingsBoard notes it
 // restates, and docs/design.md the nine contract sections plus §10 and §11.
 func TestCitedSectionsKept(t *testing.T) {
+	t.Parallel()
 	c := &checker{fsys: os.DirFS(repoRoot(t)), docs: map[string]*mdIndex{}}
 	for file, secs := range map[string]string{
 		"docs/thingsboard.md": "0 1 1.1 1.2 1.3 1.4 1.5 1.6 2 3 3.1 3.2 3.3 4 4.1 4.2 4.3 5 6 7 7.1 7.2 7.3 7.4 7.5 7.6 7.7 8 9",
@@ -66,6 +68,7 @@ func TestCitedSectionsKept(t *testing.T) {
 // TestCheck runs the rules over a small made-up repository and expects each
 // planted problem, and nothing else, to be found.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	fsys := fstest.MapFS{
 		"docs/design.md": {Data: []byte("# Design\n\n## 2. HTTP API\n\n### 2.1 Create a claim\n\n" +
 			"```\n## 9. not a heading: inside a code block\n```\n\n## 11. Where we differ\n\nSee §2.1 and §2, not §9.\n")},
@@ -143,6 +146,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestCheckSkipsItsOwnPackage(t *testing.T) {
+	t.Parallel()
 	fsys := fstest.MapFS{
 		Self + "/x_test.go":      {Data: []byte("// design §2 /work/x\n")},
 		"build/generated.go":     {Data: []byte("// design §2\n")},
@@ -159,6 +163,7 @@ func TestCheckSkipsItsOwnPackage(t *testing.T) {
 }
 
 func TestSlug(t *testing.T) {
+	t.Parallel()
 	for heading, want := range map[string]string{
 		"Factory provisioning: token and secret in NVS":      "factory-provisioning-token-and-secret-in-nvs",
 		"Host testing (no ESP-IDF needed)":                   "host-testing-no-esp-idf-needed",

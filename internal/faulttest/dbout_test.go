@@ -20,6 +20,7 @@ import (
 // returns: no lease lost, nothing sent twice), and the table holds exactly
 // the accepted claims, each with its audit trail.
 func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
 	u, _ := url.Parse(dbURL)
 	px := startProxy(t, u.Host)

@@ -38,6 +38,7 @@ func claimOf(res map[string]any) map[string]any {
 }
 
 func TestBatchJSONArray(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := `[
 		{"token":"BATCH_TOKEN_0001","secretKey":"s1","durationMs":60000},
@@ -131,6 +132,7 @@ func TestBatchJSONArray(t *testing.T) {
 }
 
 func TestBatchNDJSON(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	nd := map[string]string{"Content-Type": "application/x-ndjson"}
 	body := "{\"token\":\"NDJSON_TOKEN_001\",\"secretKey\":\"a\"}\n\n" +
@@ -154,6 +156,7 @@ func TestBatchNDJSON(t *testing.T) {
 }
 
 func TestBatchWholeRequestProblems(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	items := func(n int) string {
 		var b strings.Builder
@@ -209,6 +212,7 @@ func TestBatchWholeRequestProblems(t *testing.T) {
 }
 
 func TestBatchDatabaseDownIs503(t *testing.T) {
+	t.Parallel()
 	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -51,6 +51,7 @@ func post(target, headers, body string) string {
 // stored except by the requests that were accepted, and no input echoed in a
 // response header.
 func TestHostileInputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	deepArray := strings.Repeat("[", 3000) + strings.Repeat("]", 3000)
 	deepObject := `{"secretKey":` + strings.Repeat(`{"a":`, 1000) + `1` + strings.Repeat(`}`, 1000) + `}`

@@ -27,6 +27,7 @@ func newPublisher(t *testing.T, url string, timeout time.Duration) *mqtt.Publish
 }
 
 func TestPublishAsTheDevice(t *testing.T) {
+	t.Parallel()
 	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u == "DEVICE_TOKEN_123" })
 	p := newPublisher(t, b.URL(), 5*time.Second)
 	payload := []byte(`{"secretKey":"abc","durationMs":60000}`)
@@ -41,6 +42,7 @@ func TestPublishAsTheDevice(t *testing.T) {
 }
 
 func TestUnknownTokenIsRejected(t *testing.T) {
+	t.Parallel()
 	b := mqtttest.Start(t, "127.0.0.1:0", func(string) bool { return false })
 	p := newPublisher(t, b.URL(), 5*time.Second)
 	err := p.Publish(t.Context(), "claimsvc-2", "UNKNOWN_TOKEN_XYZ", []byte(`{}`))
@@ -57,6 +59,7 @@ func TestUnknownTokenIsRejected(t *testing.T) {
 }
 
 func TestBrokerDownIsTransient(t *testing.T) {
+	t.Parallel()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
@@ -68,6 +71,7 @@ func TestBrokerDownIsTransient(t *testing.T) {
 }
 
 func TestSilentBrokerTimesOut(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +104,7 @@ func TestSilentBrokerTimesOut(t *testing.T) {
 }
 
 func TestContextCancelStopsTheAttempt(t *testing.T) {
+	t.Parallel()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
 	go func() {
@@ -123,6 +128,7 @@ func TestContextCancelStopsTheAttempt(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"", "localhost:1883", "http://x:1", "tcp://user@x:1", "ws://x:1"} {
 		if _, err := mqtt.New(mqtt.Config{URL: bad}); err == nil {
 			t.Errorf("%q accepted", bad)

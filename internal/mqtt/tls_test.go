@@ -63,6 +63,7 @@ func testCA(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
 // listener whose certificate only the given CA file vouches for, and is
 // refused (as an unreachable broker, so retried) without it or with another CA.
 func TestTLSWithCAFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile := testCA(t, dir, "good")
 	otherCA, _, _ := testCA(t, dir, "other")

@@ -12,6 +12,7 @@ import (
 // the same row changes and events as its single-claim method, and fences
 // each row by its own lease.
 func TestFinishBatchFencesEachRow(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	ids := map[string]claim.Claim{}

@@ -39,6 +39,7 @@ func concurrently(n int, f func(i int)) {
 }
 
 func TestConcurrentCreatesShareTransactions(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 1, MaxBatch: 16})
 	const n = 96
 	ids := make([]uuid.UUID, n)
@@ -70,6 +71,7 @@ func TestConcurrentCreatesShareTransactions(t *testing.T) {
 }
 
 func TestConcurrentClaimsOfOneDevice(t *testing.T) {
+	t.Parallel()
 	for _, g := range []store.GroupCommit{{Committers: 1}, {Committers: 4, MaxBatch: 3}} {
 		t.Run(fmt.Sprintf("committers=%d", g.Committers), func(t *testing.T) {
 			s := newGroupStore(t, g)
@@ -130,6 +132,7 @@ func errorAs(err error, ce **claim.Error) bool {
 }
 
 func TestIdempotencyKeyRaceAcrossDevices(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 4, MaxBatch: 2})
 	for round := range 10 {
 		key := fmt.Sprintf("race-%d", round)
@@ -158,6 +161,7 @@ func TestIdempotencyKeyRaceAcrossDevices(t *testing.T) {
 
 // One request the database refuses fails alone; its group's others commit.
 func TestOneBadRequestFailsAlone(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 1, MaxBatch: 64})
 	errs := make([]error, 32)
 	concurrently(32, func(i int) {
@@ -178,6 +182,7 @@ func TestOneBadRequestFailsAlone(t *testing.T) {
 }
 
 func TestCommitFailureFailsTheGroup(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	s, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1", 2, nil)
@@ -193,6 +198,7 @@ func TestCommitFailureFailsTheGroup(t *testing.T) {
 }
 
 func TestCreateAfterCloseIsUnavailable(t *testing.T) {
+	t.Parallel()
 	s, err := store.Open(t.Context(), pgtest.NewDatabase(t), 2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +211,7 @@ func TestCreateAfterCloseIsUnavailable(t *testing.T) {
 
 // CreateBatch applies the rules in input order, within the batch too.
 func TestCreateBatchRulesInOrder(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	pre, err := s.Create(ctx, req("BATCH_HELD_TOKEN", "old", 0), hold)
@@ -279,6 +286,7 @@ func TestCreateBatchRulesInOrder(t *testing.T) {
 // A batch of more devices than per-device locks allows runs under the
 // exclusive intake lock, concurrently with small groups, without deadlock.
 func TestLargeBatchesAndSmallGroupsTogether(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 4, MaxBatch: 8})
 	var wg sync.WaitGroup
 	for b := range 3 {

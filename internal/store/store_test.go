@@ -50,6 +50,7 @@ func fail(t *testing.T, s *store.Store, j claim.Job, reason string) error {
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, nil)
 	applied, err := s.Migrate(t.Context())
 	if err != nil || len(applied) != 0 {
@@ -58,6 +59,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestCreateAndHoldRules(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 
@@ -99,6 +101,7 @@ func TestCreateAndHoldRules(t *testing.T) {
 }
 
 func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	c, _ := s.Create(ctx, req("TOKEN_CCCCCCCCCC", "s1", 0), hold)
@@ -123,6 +126,7 @@ func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	r := req("TOKEN_DDDDDDDDDD", "s1", 1000)
@@ -143,6 +147,7 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func TestLeaseIsExclusiveAcrossDispatchers(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	const n = 200
@@ -184,6 +189,7 @@ func TestLeaseIsExclusiveAcrossDispatchers(t *testing.T) {
 }
 
 func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	key := bytes.Repeat([]byte{9}, 32)
 	s := newStore(t, key)
@@ -250,6 +256,7 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 }
 
 func TestRejectRetryFailCancel(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	rej, _ := s.Create(ctx, req("TOKEN_GGGGGGGGGG", "", 0), hold)
@@ -297,6 +304,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 }
 
 func TestListPaginates(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	for range 5 {
@@ -326,6 +334,7 @@ func TestListPaginates(t *testing.T) {
 }
 
 func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1", 2, nil)
@@ -343,6 +352,7 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 }
 
 func TestListenWakes(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -366,6 +376,7 @@ func TestListenWakes(t *testing.T) {
 // A replica without the data key must not fail claims it cannot read: it
 // hands them back for one that can.
 func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	withKey := newStore(t, bytes.Repeat([]byte{3}, 32))
 	c, _ := withKey.Create(ctx, req("TOKEN_LLLLLLLLLL", "s", 0), hold)
@@ -400,6 +411,7 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 // Retrying a failed claim follows the hold rule: ThingsBoard would ignore it
 // while a newer claim of the device is cached.
 func TestRetryFollowsTheHoldRule(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	a, _ := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "a", 0), hold)
@@ -428,6 +440,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 // A key answered by a replay belongs to that claim as much as a key that
 // created one: reusing it for another request is refused.
 func TestIdempotencyKeyAnsweredByAReplayIsRecorded(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	first, err := s.Create(ctx, req("TOKEN_NNNNNNNNNN", "a", 0), hold)

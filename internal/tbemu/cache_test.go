@@ -6,6 +6,7 @@ import (
 )
 
 func TestClaimCache(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	k := func(s string) claimData { return claimData{SecretKey: &s, ExpirationTime: 1} }
 
@@ -60,6 +61,7 @@ func TestClaimCache(t *testing.T) {
 }
 
 func TestSecretKeyIsEmptyOrEqual(t *testing.T) {
+	t.Parallel()
 	s := func(v string) *string { return &v }
 	cases := []struct {
 		req    string
@@ -77,6 +79,7 @@ func TestSecretKeyIsEmptyOrEqual(t *testing.T) {
 }
 
 func TestDecodeClaimData(t *testing.T) {
+	t.Parallel()
 	d, err := decodeClaimData([]byte(`{"secretKey":"k","expirationTime":"1640995200000"}`))
 	if err != nil || d.secret() != "k" || d.ExpirationTime != 1640995200000 {
 		t.Fatalf("got %+v %v", d, err)
@@ -96,6 +99,7 @@ func TestDecodeClaimData(t *testing.T) {
 }
 
 func TestJWT(t *testing.T) {
+	t.Parallel()
 	s := newJWTSigner()
 	now := time.Unix(1_800_000_000, 0)
 	tok := s.sign(jwtClaims{Sub: "u", Scopes: []string{authCustomerUser}, Iat: now.Unix(), Exp: now.Add(time.Hour).Unix()})

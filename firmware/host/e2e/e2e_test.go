@@ -192,6 +192,7 @@ func waitTCP(t *testing.T, addr string, within time.Duration) {
 // ---------------------------------------------------------------- Mosquitto
 
 func TestSimMQTTFallbackToMosquitto(t *testing.T) {
+	t.Parallel()
 	sim := buildSim(t)
 	if c, err := net.DialTimeout("tcp", mosquitto, time.Second); err != nil {
 		missing(t, "Mosquitto is not reachable at %s (mosquitto -d -c /etc/mosquitto/mosquitto.conf): %v", mosquitto, err)
@@ -451,6 +452,7 @@ func waitDelivered(t *testing.T, svc, token string) {
 }
 
 func TestSimAgainstClaimsvcAndEmulator(t *testing.T) {
+	t.Parallel()
 	root := repoRoot(t)
 	for _, pkg := range []string{"cmd/claimsvc", "cmd/tbemu"} {
 		if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
