@@ -2,6 +2,7 @@ package claim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -84,8 +85,8 @@ func TestValidator(t *testing.T) {
 	}
 	for _, tc := range bad {
 		_, err := v.Request(tc.in)
-		e, ok := err.(*Error)
-		if !ok || e.Code != CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
 			t.Errorf("%s: got %#v, want one invalid field %q", tc.name, err, tc.field)
 		}
 	}

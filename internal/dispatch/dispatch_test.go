@@ -105,9 +105,9 @@ func TestRefusedTokenIsRejectedAfterOneAttempt(t *testing.T) {
 	start(t, s, publisher(t, b.URL()), fastConfig())
 
 	c := create(t, s, "UNKNOWN_TOKEN_01", "x", 1000)
-	got := waitStatus(t, s, c.ID, claim.StatusRejected, 5*time.Second)
+	waitStatus(t, s, c.ID, claim.StatusRejected, 5*time.Second)
 	time.Sleep(300 * time.Millisecond) // longer than several backoffs: no retry may follow
-	if got, _ = s.Get(t.Context(), c.ID); got.Attempts != 1 || got.LastError == "" {
+	if got, _ := s.Get(t.Context(), c.ID); got.Attempts != 1 || got.LastError == "" {
 		t.Fatalf("rejected claim: %+v", got)
 	}
 	if _, refused := b.Connects(); refused != 1 {
@@ -312,9 +312,8 @@ func (g gateSender) Send(context.Context, claim.Job) error {
 func TestShutdownStoresOutcomesAndReleasesClaimsLeasedAhead(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
-	var ids []uuid.UUID
 	for i := range 6 {
-		ids = append(ids, create(t, s, uuid.NewString(), "k", int64(i+1)).ID)
+		create(t, s, uuid.NewString(), "k", int64(i+1))
 	}
 	g := gateSender{started: make(chan struct{}, 6), open: make(chan struct{})}
 	cfg := fastConfig()

@@ -182,7 +182,7 @@ func quoteName(name string) string {
 // parseInteger accepts a JSON number without fraction or exponent.
 func parseInteger(raw json.RawMessage) (int64, error) {
 	s := string(raw)
-	if s == "" || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
 		return 0, errors.New("must be an integer number of milliseconds (not a string, boolean or null)")
 	}
 	if strings.ContainsAny(s, ".eE") {

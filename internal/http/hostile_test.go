@@ -104,7 +104,7 @@ func TestHostileInputs(t *testing.T) {
 	accepted := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, raw := e.rawDo(t, tc.req, tc.body, false)
+			res, raw := e.rawDo(t, tc.req, tc.body, false) //nolint:bodyclose // rawDo closes it
 			if res.StatusCode >= 500 || (tc.want != 0 && res.StatusCode != tc.want) {
 				t.Fatalf("got %d, want %d: %.300s", res.StatusCode, tc.want, raw)
 			}
@@ -117,7 +117,7 @@ func TestHostileInputs(t *testing.T) {
 		})
 	}
 	t.Run("body shorter than Content-Length", func(t *testing.T) {
-		res, raw := e.rawDo(t, "POST /devices/SHORT_TOKEN_01/claim HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}", nil, true)
+		res, raw := e.rawDo(t, "POST /devices/SHORT_TOKEN_01/claim HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}", nil, true) //nolint:bodyclose // rawDo closes it
 		if res.StatusCode != 400 {
 			t.Fatalf("got %d: %s", res.StatusCode, raw)
 		}

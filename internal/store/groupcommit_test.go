@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -98,7 +99,8 @@ func TestConcurrentClaimsOfOneDevice(t *testing.T) {
 			}
 			for i, o := range outs {
 				var ce *claim.Error
-				if o.err != nil && !(errorAs(o.err, &ce) && ce.Code == claim.CodeConflict && ce.Blocking != nil && *ce.Blocking == winner) {
+				conflict := errors.As(o.err, &ce) && ce.Code == claim.CodeConflict && ce.Blocking != nil && *ce.Blocking == winner
+				if o.err != nil && !conflict {
 					t.Fatalf("request %d: want a conflict naming %s, got %v", i, winner, o.err)
 				}
 			}
@@ -121,14 +123,6 @@ func TestConcurrentClaimsOfOneDevice(t *testing.T) {
 			}
 		})
 	}
-}
-
-func errorAs(err error, ce **claim.Error) bool {
-	e, ok := err.(*claim.Error)
-	if ok {
-		*ce = e
-	}
-	return ok
 }
 
 func TestIdempotencyKeyRaceAcrossDevices(t *testing.T) {
@@ -243,8 +237,8 @@ func TestCreateBatchRulesInOrder(t *testing.T) {
 		return claim.ErrorCode(res[i].Err)
 	}
 	blocking := func(i int) uuid.UUID {
-		e, _ := res[i].Err.(*claim.Error)
-		if e == nil || e.Blocking == nil {
+		var e *claim.Error
+		if !errors.As(res[i].Err, &e) || e.Blocking == nil {
 			return uuid.Nil
 		}
 		return *e.Blocking

@@ -25,7 +25,7 @@ func (s *Store) CheckDataKey(ctx context.Context) error {
 		return dbErr("check data key", err)
 	}
 	if _, err := s.sealer.Open(token, id[:]); err != nil {
-		return fmt.Errorf("%w (claim %s): %v", claim.ErrCannotDecrypt, id, err)
+		return fmt.Errorf("%w (claim %s): %w", claim.ErrCannotDecrypt, id, err)
 	}
 	return nil
 }

@@ -71,7 +71,7 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]cla
 	if len(unreadable) > 0 {
 		_ = s.release(context.WithoutCancel(ctx), unreadable, time.Minute,
 			"this replica cannot decrypt the claim (its data key is missing or different); left for one that can")
-		return jobs, fmt.Errorf("%w: %d claims handed back: %v", claim.ErrCannotDecrypt, len(unreadable), openErr)
+		return jobs, fmt.Errorf("%w: %d claims handed back: %w", claim.ErrCannotDecrypt, len(unreadable), openErr)
 	}
 	return jobs, nil
 }

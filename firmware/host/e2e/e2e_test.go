@@ -104,7 +104,7 @@ func buildSim(t *testing.T) string {
 		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", filepath.Join(root, "firmware", "host"), "sim")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			simErr = fmt.Errorf("make sim: %v\n%s", err, out)
+			simErr = fmt.Errorf("make sim: %w\n%s", err, out)
 			return
 		}
 		simPath = filepath.Join(root, "firmware", "host", "build", "claim-sim")
@@ -366,7 +366,7 @@ func waitReady(t *testing.T, url string, within time.Duration) {
 	for time.Now().Before(deadline) {
 		resp, err := httpClient().Get(url)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
