@@ -1,6 +1,7 @@
 package tbemu
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
@@ -106,13 +107,13 @@ func TestJWT(t *testing.T) {
 	if c, err := s.parse(tok, now); err != nil || c.Sub != "u" {
 		t.Fatalf("parse: %+v %v", c, err)
 	}
-	if _, err := s.parse(tok, now.Add(time.Hour)); err != errJWTExpired {
+	if _, err := s.parse(tok, now.Add(time.Hour)); !errors.Is(err, errJWTExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := newJWTSigner().parse(tok, now); err != errJWTExpired {
+	if _, err := newJWTSigner().parse(tok, now); !errors.Is(err, errJWTExpired) {
 		t.Fatalf("foreign key: %v, want errJWTExpired (TB maps a bad signature to 'Token has expired')", err)
 	}
-	if _, err := s.parse("a.b", now); err != errJWTMalformed {
+	if _, err := s.parse("a.b", now); !errors.Is(err, errJWTMalformed) {
 		t.Fatalf("malformed: %v", err)
 	}
 }

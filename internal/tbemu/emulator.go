@@ -77,7 +77,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	e.mqttAt = tcp.Address()
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = broker.Close()
 		return nil, fmt.Errorf("tbemu: http listen %s: %w", cfg.HTTPAddr, err)

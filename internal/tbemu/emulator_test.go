@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -99,7 +100,6 @@ func customerClaim(t *testing.T, e *Emulator, jwt, device, secret string) (int, 
 func TestCacheTTLWithClock(t *testing.T) {
 	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
-	jwt := login(t, e, "customerA@thingsboard.org", "customer")
 	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (docs/thingsboard.md §3.1).
 	httpClaim(t, e, "T1_TEST_TOKEN", `{"secretKey":"k","durationMs":172800000}`)
 	flush(t, e)
@@ -110,7 +110,7 @@ func TestCacheTTLWithClock(t *testing.T) {
 	if e.PendingClaim("Thermostat T1") {
 		t.Fatal("claim outlived the cache TTL")
 	}
-	jwt = login(t, e, "customerA@thingsboard.org", "customer") // the first JWT expired meanwhile
+	jwt := login(t, e, "customerA@thingsboard.org", "customer") // after the clock moved: a JWT issued earlier would have expired
 	if st, b := customerClaim(t, e, jwt, "Thermostat T1", "k"); st != 400 || b != `"FAILURE"` {
 		t.Fatalf("got %d %s, want 400 FAILURE", st, b)
 	}
@@ -292,7 +292,7 @@ func readPacket(t *testing.T, conn net.Conn) (byte, []byte) {
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	h := make([]byte, 1)
 	if _, err := io.ReadFull(conn, h); err != nil {
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 			t.Fatal("timeout waiting for a packet")
 		}
 		return 0, nil
@@ -453,7 +453,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	_ = e.Close()
 	out := buf.String()
 	for _, secret := range []string{"RASPBERRY_PI_DEMO_TOKEN", "very-secret-value", "UNKNOWN_LONG_TOKEN_123", "ANOTHER_UNKNOWN_TOKEN", jwt} {
-		asBytes := strings.Trim(fmt.Sprint([]byte(secret)), "[]") // how a logged []byte looks
+		asBytes := strings.Trim(fmt.Sprint([]byte(secret)), "[]") //nolint:staticcheck // QF1010: the point is how a logged []byte looks
 		if strings.Contains(out, secret) || strings.Contains(out, asBytes) {
 			t.Errorf("log contains %q:\n%s", secret, out)
 		}
