@@ -39,8 +39,18 @@ ALL_TARGET_NAMES = ('esp32', 'esp32s2', 'esp32s3', 'esp32c2', 'esp32c3', 'esp32c
 
 # Configurations checked for every target: sdkconfig.defaults plus these lines.
 CONFIGS = {
+    # the two triggers, with sdkconfig.defaults as they are
     'first-boot': [],
     'button': ['CONFIG_CLAIM_TRIGGER_BUTTON=y'],
+    # production-like: flash + NVS encryption (secure init of the factory
+    # partition), private CA from NVS
+    'secure': ['CONFIG_SECURE_FLASH_ENC_ENABLED=y', 'CONFIG_NVS_ENCRYPTION=y',
+               'CONFIG_CLAIM_CA_PEM_NVS=y'],
+    # private CA built into the image, button trigger
+    'ca-embedded': ['CONFIG_CLAIM_TRIGGER_BUTTON=y', 'CONFIG_CLAIM_CA_PEM_EMBEDDED=y'],
+    # DEBUG logs compiled in and on: the token must still stay out (the port
+    # holds the chatty tags at INFO; its #error guard must not fire here)
+    'debug-log': ['CONFIG_LOG_DEFAULT_LEVEL_DEBUG=y'],
 }
 
 # ESP-IDF's warning flags for every component (tools/cmake/build.cmake, v5.3 to
@@ -197,8 +207,9 @@ def gen_sdkconfig(idf, mqtt, target, version, extra_lines, workdir):
             if os.path.isfile(d):
                 kconf.load_config(d, replace=False)
         # A line that did not take (unknown symbol, unmet dependency) is a
-        # mistake in the project's configuration, not something to ignore.
-        bad = []
+        # mistake in the project's configuration, not something to ignore. A
+        # later file may override an earlier one: the last assignment counts.
+        wanted = {}
         for d in defaults + [frag]:
             if not os.path.isfile(d):
                 continue
@@ -207,12 +218,18 @@ def gen_sdkconfig(idf, mqtt, target, version, extra_lines, workdir):
                 if not m:
                     continue
                 sym = kconf.syms.get(m.group(1))
-                want = m.group(2).strip('"')
-                if sym is None:
-                    bad.append('%s: unknown option CONFIG_%s' % (os.path.basename(d), m.group(1)))
-                elif sym.str_value != want:
-                    bad.append('%s: CONFIG_%s=%s did not take (now "%s")'
-                               % (os.path.basename(d), m.group(1), want, sym.str_value))
+                if sym is not None and sym.choice is not None and m.group(2) == 'y':
+                    # selecting one member of a choice deselects the others
+                    for other in sym.choice.syms:
+                        wanted.pop(other.name, None)
+                wanted[m.group(1)] = (os.path.basename(d), m.group(2).strip('"'))
+        bad = []
+        for name, (fname, want) in sorted(wanted.items()):
+            sym = kconf.syms.get(name)
+            if sym is None:
+                bad.append('%s: unknown option CONFIG_%s' % (fname, name))
+            elif sym.str_value != want:
+                bad.append('%s: CONFIG_%s=%s did not take (now "%s")' % (fname, name, want, sym.str_value))
         kconf.write_config(os.path.join(workdir, 'sdkconfig'))
         out = os.path.join(workdir, 'config')
         os.makedirs(out, exist_ok=True)
