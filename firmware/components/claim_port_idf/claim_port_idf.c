@@ -87,6 +87,14 @@ TickType_t claim_port_idf_ticks(uint64_t ms)
     return ticks_for_ms(ms);
 }
 
+/* Ticks for a wait that must end by a deadline ms away: rounded down (the
+ * caller loops or gives up), 64-bit, so a wait never overshoots its deadline. */
+static TickType_t ticks_within_ms(uint32_t ms)
+{
+    uint64_t t = (uint64_t)ms * (uint64_t)configTICK_RATE_HZ / 1000u;
+    return (TickType_t)(t >= (uint64_t)portMAX_DELAY ? portMAX_DELAY - 1u : t);
+}
+
 /* ------------------------------------------------------------ log level */
 
 /* Tags of the libraries that may print request headers or the MQTT CONNECT
@@ -407,7 +415,7 @@ static claim_io_t idf_mqtt_publish(void *ctx, const char *broker_uri, const char
 
     /* 1. CONNACK */
     got = xEventGroupWaitBits(mc.bits, MQ_CONNECTED | MQ_REFUSED | MQ_FAILED, pdFALSE, pdFALSE,
-                              ticks_for_ms(claim_ms_left(now_ms_u64(), waits_end)));
+                              ticks_within_ms(claim_ms_left(now_ms_u64(), waits_end)));
     if (got & MQ_REFUSED) {
         *connack_rc = mc.connack_rc;
         io = CLAIM_IO_REFUSED;
@@ -428,11 +436,11 @@ static claim_io_t idf_mqtt_publish(void *ctx, const char *broker_uri, const char
                     io = CLAIM_IO_OK;
                     break;
                 }
-                if (left == 0u) {
-                    break;
+                if (ticks_within_ms(left) == 0u) {
+                    break; /* less than a tick left */
                 }
                 got = xEventGroupWaitBits(mc.bits, MQ_PUBLISHED | MQ_FAILED, pdTRUE, pdFALSE,
-                                          ticks_for_ms(left));
+                                          ticks_within_ms(left));
                 if (mc.acked_msg_id == msg_id) {
                     io = CLAIM_IO_OK;
                     break;
