@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: demo run tbemu test-tb build deps test test-go test-long fuzz firmware-test firmware-sim vet lint clean help
+.PHONY: demo run tbemu test-tb build deps test test-go test-long fuzz firmware-test firmware-sim idf-check vet lint clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -55,8 +55,11 @@ firmware-test: ## firmware: claim_core unit tests + 32-bit cross build
 firmware-sim: ## firmware: build the Linux simulator firmware/host/build/claim-sim
 	$(MAKE) --no-print-directory -C firmware/host sim
 
+idf-check: ## firmware: type-check against an ESP-IDF tree: IDF_PATH=… [MQTT_PATH=… for v6] (not in make test)
+	$(MAKE) --no-print-directory -C firmware idf-check
+
 clean:
-	rm -rf bin
+	rm -rf bin firmware/build/idf-check
 	$(MAKE) --no-print-directory -C firmware/host clean
 
 .PHONY: bench bench-full
