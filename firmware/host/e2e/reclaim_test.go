@@ -101,6 +101,7 @@ func deviceClaims(t *testing.T, svc, token string) []string {
 }
 
 func TestSimClaimsAgainWhenClaimLapses(t *testing.T) {
+	t.Parallel()
 	// ThingsBoard keeps a device's claim data in a cache with putIfAbsent for
 	// the cache's whole TTL (24 h by default), longer than the claim window:
 	// a new request is ignored until then (docs/thingsboard.md §3.1; claimsvc
