@@ -124,7 +124,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}
 	m := metrics.New()
 	hub := notify.New()
-	disp := dispatch.New(st, pub, dispatch.Config{
+	disp := dispatch.New(st, dispatch.Senders{claim.DeliveryMQTT: pub}, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
 		LeaseFor: leaseFor, ReapInterval: min(15*time.Second, leaseFor/4),
 		AttemptMax:    cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second,
@@ -134,7 +134,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 
 	var draining atomic.Bool
 	handler := claimhttp.NewServer(claimhttp.Deps{
-		Store: st, Validator: claim.NewValidator(cfg.DefaultDurationMs), Metrics: m, Hub: hub,
+		Store: st, Validator: claim.NewValidator(claim.Rules{
+			DefaultDurationMs: cfg.DefaultDurationMs, DefaultDelivery: claim.Delivery(cfg.Delivery), CacheTTL: cfg.TBClaimCacheTTL,
+			MissingREST: cfg.TB.MissingREST(), MissingDeviceAPI: cfg.TB.MissingDeviceAPI()}), Metrics: m, Hub: hub,
 		Log:    log.With("component", "http"),
 		Access: claimhttp.Access{KeyHashes: cfg.APIKeyHashes, RequireForClaims: cfg.RequireAPIKey},
 		Limits: claimhttp.Limits{

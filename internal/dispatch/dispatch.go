@@ -30,11 +30,15 @@ type Store interface {
 	Listen(ctx context.Context, wake func(), onErr func(error))
 }
 
-// Sender delivers one claim as its device would (internal/mqtt.Publisher).
-// Its errors carry their kind (claim.KindOf).
+// Sender delivers one claim by one delivery (internal/mqtt for mqtt,
+// internal/tbrest for http and attribute). Its errors carry their kind
+// (claim.KindOf); the receipt says what the delivery learnt.
 type Sender interface {
-	Send(ctx context.Context, job claim.Job) error
+	Send(ctx context.Context, job claim.Job) (claim.Receipt, error)
 }
+
+// Senders maps each delivery this service offers to its Sender.
+type Senders map[claim.Delivery]Sender
 
 // Prober is a Sender that can tell whether the broker answers at all
 // (internal/mqtt.Publisher). Without it, claims held back by a broker outage
@@ -93,7 +97,7 @@ func (c *Config) defaults() {
 // Dispatcher sends pending claims. Create with New, start with Run.
 type Dispatcher struct {
 	store   Store
-	sender  Sender
+	senders Senders
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -105,12 +109,12 @@ type Dispatcher struct {
 }
 
 // New returns a Dispatcher. onFinal may be nil.
-func New(st Store, sender Sender, cfg Config, log *slog.Logger, m *metrics.Metrics, onFinal func(uuid.UUID)) *Dispatcher {
+func New(st Store, senders Senders, cfg Config, log *slog.Logger, m *metrics.Metrics, onFinal func(uuid.UUID)) *Dispatcher {
 	cfg.defaults()
 	if onFinal == nil {
 		onFinal = func(uuid.UUID) {}
 	}
-	return &Dispatcher{store: st, sender: sender, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
+	return &Dispatcher{store: st, senders: senders, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
 		wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1)}
 }
 
@@ -265,7 +269,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	}
 	d.metrics.InFlight.Inc()
 	start := time.Now()
-	err := d.sender.Send(ctx, job)
+	receipt, err := d.send(ctx, job)
 	d.metrics.InFlight.Dec()
 
 	var out claim.Outcome
@@ -274,6 +278,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	switch {
 	case err == nil:
 		out, landed = claim.OutcomeOf(job, claim.OutcomeDelivered, nil, 0), final
+		out.Receipt = receipt
 		d.metrics.DeliveryLatency.Observe(time.Since(job.CreatedAt).Seconds())
 		log.Info("claim delivered", "latency", time.Since(job.CreatedAt).Round(time.Millisecond))
 	case claim.KindOf(err) == claim.FailRejected:
@@ -304,6 +309,16 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
 }
 
+// send hands job to the sender of its delivery.
+func (d *Dispatcher) send(ctx context.Context, job claim.Job) (claim.Receipt, error) {
+	s, ok := d.senders[job.Delivery]
+	if !ok { // a replica configured without it (e.g. no ThingsBoard REST settings)
+		return claim.Receipt{}, claim.Failure(claim.FailTransient,
+			fmt.Errorf("this replica cannot deliver %q claims: its ThingsBoard settings lack what that delivery needs", job.Delivery))
+	}
+	return s.Send(ctx, job)
+}
+
 // brokerUnreachable starts watchBroker's probing, unless it is already on.
 func (d *Dispatcher) brokerUnreachable() {
 	select {
@@ -320,7 +335,7 @@ func (d *Dispatcher) brokerUnreachable() {
 // outage due at once. A failure stored after that starts another round, so
 // no claim is left behind by a race with the recovery.
 func (d *Dispatcher) watchBroker(ctx context.Context) {
-	p, ok := d.sender.(Prober)
+	p, ok := d.senders[claim.DeliveryMQTT].(Prober)
 	if !ok {
 		return
 	}
