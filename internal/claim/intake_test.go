@@ -166,7 +166,9 @@ func TestDecideIntakeDeliveries(t *testing.T) {
 	attr := func(secret string) Request {
 		return Request{Token: tok, SecretKey: ptr(Secret(secret)), Delivery: DeliveryAttribute, DeviceName: "Sensor 1"}
 	}
-	mqtt := func(secret string) Request { return Request{Token: tok, SecretKey: ptr(Secret(secret)), Delivery: DeliveryMQTT} }
+	mqtt := func(secret string) Request {
+		return Request{Token: tok, SecretKey: ptr(Secret(secret)), Delivery: DeliveryMQTT}
+	}
 	old, older := uuid.New(), uuid.New()
 	prior := func(id uuid.UUID, r Request, st Status, delivered, expires *time.Time) Prior {
 		return Prior{ID: id, Status: st, Delivery: r.Delivery, DeliveredAt: delivered, ExpiresAt: expires,
