@@ -54,7 +54,13 @@ type Config struct {
 	DemoMQTTAddr       string
 	DemoHTTPAddr       string
 	PprofAddr          string // "": no profiling endpoint
+
+	given map[string]bool // flags whose value came from the command line or the environment
 }
+
+// Given reports whether the setting with this flag name was set on the
+// command line or in the environment, rather than left at its default.
+func (c Config) Given(flag string) bool { return c.given[flag] }
 
 // ThingsBoard is how claimsvc reaches ThingsBoard's REST API and HTTP device
 // API. URL alone enables the http delivery; URL and credentials (an API key,
@@ -251,7 +257,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (see claimsvc serve --help)", fs.Arg(0))
 	}
-	var c Config
+	c := Config{given: map[string]bool{}}
 	for i, s := range settings {
 		v, from := s.def, "default"
 		if set[i] {
@@ -259,6 +265,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		} else if e := getenv(s.env); e != "" {
 			v, from = e, s.env
 		}
+		c.given[s.flag] = from != "default"
 		if err := s.apply(&c, v); err != nil {
 			shown := strconv.Quote(v)
 			if s.secret {

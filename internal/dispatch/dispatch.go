@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/health"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 )
 
@@ -62,6 +63,9 @@ type Config struct {
 	ProbeInterval time.Duration // while the broker is unreachable, probe it this often [1s]
 	MaxPendingAge time.Duration // give up (failed) after this long pending [168h]
 	ShutdownGrace time.Duration // in-flight attempts may finish within this at shutdown [10s]
+	// Health receives what attempts show of ThingsBoard's MQTT transport and
+	// REST API [a board of its own].
+	Health *health.Board
 }
 
 func (c *Config) defaults() {
@@ -92,6 +96,9 @@ func (c *Config) defaults() {
 	set(&c.ProbeInterval, time.Second)
 	set(&c.MaxPendingAge, 168*time.Hour)
 	set(&c.ShutdownGrace, 10*time.Second)
+	if c.Health == nil {
+		c.Health = health.New(nil)
+	}
 }
 
 // Dispatcher sends pending claims. Create with New, start with Run.
@@ -304,9 +311,30 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
 		}
 	}
+	d.sawDependency(job.Delivery, err)
 	d.metrics.AttemptDuration.WithLabelValues(string(out.Kind)).Observe(time.Since(start).Seconds())
 	d.metrics.Deliveries.WithLabelValues(string(out.Kind)).Inc()
 	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
+}
+
+// sawDependency reports what an attempt of delivery showed of the ThingsBoard
+// part it used: up when it answered, down when it did not answer at all or
+// refused claimsvc's own credentials.
+func (d *Dispatcher) sawDependency(delivery claim.Delivery, err error) {
+	dep := health.REST
+	if delivery == claim.DeliveryMQTT {
+		dep = health.MQTT
+	}
+	switch claim.KindOf(err) {
+	case claim.FailUnreachable:
+		d.cfg.Health.Set(dep, false, err.Error())
+	case claim.FailUnauthorized:
+		d.cfg.Health.Set(dep, false, "ThingsBoard refuses claimsvc's credentials (check CLAIMSVC_TB_API_KEY or CLAIMSVC_TB_USERNAME/PASSWORD): "+err.Error())
+	default:
+		if err == nil || claim.KindOf(err) == claim.FailRejected {
+			d.cfg.Health.Set(dep, true, "")
+		}
+	}
 }
 
 // send hands job to the sender of its delivery.
@@ -355,6 +383,7 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 			}
 			up = p.Probe(ctx) == nil
 		}
+		d.cfg.Health.Set(health.MQTT, true, "")
 		select { // failures stored until now are covered by this expedite
 		case <-d.unreachable:
 		default:
