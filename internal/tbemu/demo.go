@@ -3,7 +3,7 @@ package tbemu
 import "fmt"
 
 // DemoData names the demo entities, as loaded by ThingsBoard's DefaultSystemDataLoaderService
-// (reference §5) and the thingsboard/tb-postgres image.
+// (docs/thingsboard.md §5) and the thingsboard/tb-postgres image.
 var demoCustomers = []struct {
 	title string
 	users []string
@@ -30,12 +30,12 @@ const DemoCustomerPassword = "customer"
 // loadDemo loads the demo data.
 func (e *Emulator) loadDemo() error {
 	for _, c := range demoCustomers {
-		id, err := e.AddCustomer(c.title)
+		id, err := e.addCustomer(c.title)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 		for _, u := range c.users {
-			if err := e.AddCustomerUser(id, u, DemoCustomerPassword); err != nil {
+			if err := e.addCustomerUser(id, u, DemoCustomerPassword); err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
 		}
@@ -46,7 +46,7 @@ func (e *Emulator) loadDemo() error {
 		}
 	}
 	for _, d := range demoUnassigned {
-		if _, err := e.AddDevice(d[0], d[1]); err != nil {
+		if err := e.addOwnedDevice(d[0], d[1], ""); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}

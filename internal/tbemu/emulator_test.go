@@ -99,7 +99,7 @@ func customerClaim(t *testing.T, e *Emulator, jwt, device, secret string) (int, 
 func TestCacheTTLWithClock(t *testing.T) {
 	e, clock := start(t, func(c *Config) { c.Demo = true })
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
-	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (reference §3.1).
+	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (docs/thingsboard.md §3.1).
 	httpClaim(t, e, "T1_TEST_TOKEN", `{"secretKey":"k","durationMs":172800000}`)
 	flush(t, e)
 	if !e.PendingClaim("Thermostat T1") {
@@ -151,7 +151,7 @@ func TestAllowClaimingByDefaultFalse(t *testing.T) {
 	if st, b := customerClaim(t, e, jwt, dev.Name, "k"); st != 200 || !strings.Contains(b, `"SUCCESS"`) {
 		t.Fatalf("got %d %s, want SUCCESS", st, b)
 	}
-	// SUCCESS deleted claimingAllowed; un-claim sets it back to true (reference §4.2).
+	// SUCCESS deleted claimingAllowed; un-claim sets it back to true (docs/thingsboard.md §4.2).
 	st, b := call(t, "GET", e.HTTPURL()+"/api/plugins/telemetry/DEVICE/"+dev.ID+"/values/attributes/SERVER_SCOPE", tenant, "")
 	if st != 200 || strings.Contains(string(b), "claimingAllowed") {
 		t.Fatalf("claimingAllowed not deleted: %d %s", st, b)
@@ -217,9 +217,12 @@ func TestClaimsReceivedOverMQTT(t *testing.T) {
 	}
 }
 
+// TestPahoBadTokenNotAuthorized: paho with MQTT 3.1.1 sees CONNACK 5. (Without an explicit version
+// paho retries a refused CONNECT as MQTT 3.1, whose empty client id Netty's decoder rejects: the
+// connection is then closed without a CONNACK, as by ThingsBoard.)
 func TestPahoBadTokenNotAuthorized(t *testing.T) {
 	e, _ := start(t, nil)
-	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + e.MQTTAddr()).
+	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + e.MQTTAddr()).SetProtocolVersion(4).
 		SetUsername("NOPE").SetAutoReconnect(false).SetConnectRetry(false))
 	tok := c.Connect()
 	if !tok.WaitTimeout(5*time.Second) || tok.Error() == nil || !strings.Contains(tok.Error().Error(), "not Authorized") {
@@ -251,7 +254,7 @@ func rawConnect(t *testing.T, addr string, version byte, clientID, username stri
 		vh = str(vh, username)
 	}
 	writePacket(t, conn, 0x10, vh)
-	typ, body := readPacket(t, conn)
+	typ, body := readRaw(t, conn)
 	if typ != 2 || len(body) < 2 {
 		t.Fatalf("want CONNACK, got %d %x", typ, body)
 	}
@@ -281,7 +284,7 @@ func writePacket(t *testing.T, conn net.Conn, h byte, body []byte) {
 }
 
 // readPacket reads one packet; type 0 means the connection was closed.
-func readPacket(t *testing.T, conn net.Conn) (byte, []byte) {
+func readRaw(t *testing.T, conn net.Conn) (byte, []byte) {
 	t.Helper()
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	h := make([]byte, 1)
@@ -342,17 +345,17 @@ func TestMQTT5PayloadErrors(t *testing.T) {
 	}
 	// Syntax error: PUBACK 0x99, the connection stays open.
 	publish5(conn, "[]", 1)
-	typ, body := readPacket(t, conn)
+	typ, body := readRaw(t, conn)
 	if typ != 4 || len(body) < 3 || body[2] != 0x99 {
 		t.Fatalf("syntax error: got %d %x, want PUBACK 0x99", typ, body)
 	}
 	// Runtime error: DISCONNECT 0x8B, then the connection is closed.
 	publish5(conn, `{"durationMs":"abc"}`, 2)
-	typ, body = readPacket(t, conn)
+	typ, body = readRaw(t, conn)
 	if typ != 14 || len(body) < 1 || body[0] != 0x8B {
 		t.Fatalf("runtime error: got %d %x, want DISCONNECT 0x8B", typ, body)
 	}
-	if typ, _ := readPacket(t, conn); typ != 0 {
+	if typ, _ := readRaw(t, conn); typ != 0 {
 		t.Fatalf("connection not closed after DISCONNECT: packet %d", typ)
 	}
 }
@@ -377,7 +380,7 @@ func TestGatewayWithCustomerCreatesClaimedDevices(t *testing.T) {
 	b = binary.BigEndian.AppendUint16(b, 1)
 	b = append(b, `{"child":{"secretKey":"c"}}`...)
 	writePacket(t, conn, 0x32, b)
-	if typ, _ := readPacket(t, conn); typ != 4 {
+	if typ, _ := readRaw(t, conn); typ != 4 {
 		t.Fatalf("want PUBACK, got %d", typ)
 	}
 	flush(t, e)
@@ -435,7 +438,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		b = append(binary.BigEndian.AppendUint16(b, uint16(len("v1/devices/me/claim"))), "v1/devices/me/claim"...)
 		b = append(binary.BigEndian.AppendUint16(b, 1), 0)
 		writePacket(t, conn, 0x32, append(b, payload...))
-		readPacket(t, conn)
+		readRaw(t, conn)
 	}
 	flush(t, e)
 	customerClaim(t, e, jwt, "Raspberry Pi Demo Device", "very-secret-value")

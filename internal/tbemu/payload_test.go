@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestParseClaimPayload walks the table of reference §1.1 row by row, plus Gson corner cases.
+// TestParseClaimPayload walks the table of docs/thingsboard.md §1.1 row by row, plus Gson corner cases.
 func TestParseClaimPayload(t *testing.T) {
 	tests := []struct {
 		payload string

@@ -12,7 +12,7 @@ import (
 )
 
 // nullUUID is ThingsBoard's NULL_UUID: a device whose customerId is this is unassigned
-// (reference §3.1).
+// (docs/thingsboard.md §3.1).
 const nullUUID = "13814000-1dd2-11b2-8080-808080808080"
 
 // Authorities (ThingsBoard's Authority enum).
@@ -58,11 +58,12 @@ type device struct {
 	AdditionalInfo json.RawMessage // null or a JSON object
 	Token          string
 	CredentialsID  string // the id of the DeviceCredentials entity
+	ProfileID      string // the device profile; every device has one
 	Version        int64
 }
 
 // isGateway applies MqttTransportHandler.checkGatewaySession: additionalInfo.gateway read with
-// Jackson's asBoolean (reference §1.5).
+// Jackson's asBoolean (docs/thingsboard.md §1.5).
 func (d *device) isGateway() bool {
 	var info map[string]any
 	if json.Unmarshal(d.AdditionalInfo, &info) != nil {
@@ -85,7 +86,9 @@ type attribute struct {
 	LastUpdate int64
 }
 
-// state is the emulator's in-memory database (reference §7.1). All fields are guarded by mu.
+// state is the emulator's database (docs/thingsboard.md §7.1) plus the claim cache. All fields are
+// guarded by mu. Everything but the cache is what ThingsBoard keeps in its database; with a data
+// directory it is saved whenever dirty is set (persist.go).
 type state struct {
 	mu        sync.Mutex
 	tenants   map[string]*tenant
@@ -93,8 +96,13 @@ type state struct {
 	users     map[string]*user
 	devices   map[string]*device
 	byToken   map[string]*device
+	profiles  map[string]*deviceProfile
+	apiKeys   map[string]*apiKey              // id → key
 	attrs     map[string]map[string]attribute // device id → key → value
+	jwtKey    []byte                          // the JWT signing key (ThingsBoard keeps it in admin settings)
+	demoKeyID string                          // the API key created for the demo, if any
 	cache     *claimCache
+	dirty     bool // a persistent field changed since the last save
 }
 
 func newState(cache *claimCache) *state {
@@ -104,6 +112,8 @@ func newState(cache *claimCache) *state {
 		users:     map[string]*user{},
 		devices:   map[string]*device{},
 		byToken:   map[string]*device{},
+		profiles:  map[string]*deviceProfile{},
+		apiKeys:   map[string]*apiKey{},
 		attrs:     map[string]map[string]attribute{},
 		cache:     cache,
 	}
@@ -115,6 +125,7 @@ var (
 	errDuplicateName  = errors.New("Device with such name already exists!")
 	errDuplicateToken = errors.New("Device credentials are already assigned to another device!")
 	errEmptyName      = errors.New("Device name should be specified!")
+	errNoProfile      = errors.New("Device is referencing non existing device profile!")
 )
 
 // deviceByName finds a device by its exact, case-sensitive name within a tenant.
@@ -147,14 +158,31 @@ func (s *state) addDevice(d *device, now int64) error {
 	if d.CustomerID == "" {
 		d.CustomerID = nullUUID
 	}
-	if d.Type == "" {
-		d.Type = "default"
+	// DeviceServiceImpl: without a profile id the profile is the one named by the type, created if
+	// missing (findOrCreateDeviceProfile), or the tenant's default; the type becomes its name.
+	var p *deviceProfile
+	switch {
+	case d.ProfileID != "":
+		if p = s.profiles[d.ProfileID]; p == nil || p.TenantID != d.TenantID {
+			return errNoProfile
+		}
+	case d.Type != "":
+		if p = s.profileByName(d.TenantID, d.Type); p == nil {
+			p = &deviceProfile{ID: newID(), CreatedTime: now, TenantID: d.TenantID, Name: d.Type, TransportType: transportDefault}
+			s.profiles[p.ID] = p
+		}
+	default:
+		if p = s.defaultProfile(d.TenantID); p == nil {
+			return errNoProfile
+		}
 	}
+	d.ProfileID, d.Type = p.ID, p.Name
 	d.CredentialsID = newID()
 	d.CreatedTime = now
 	d.Version = 1
 	s.devices[d.ID] = d
 	s.byToken[d.Token] = d
+	s.dirty = true
 	return nil
 }
 
@@ -189,11 +217,18 @@ func (s *state) setServerAttr(deviceID, key string, value json.RawMessage, now i
 		s.attrs[deviceID] = m
 	}
 	m[key] = attribute{Value: value, LastUpdate: now}
+	s.dirty = true
 }
 
 func (s *state) deleteServerAttr(deviceID string, keys ...string) {
 	for _, k := range keys {
-		delete(s.attrs[deviceID], k)
+		if _, ok := s.attrs[deviceID][k]; ok {
+			delete(s.attrs[deviceID], k)
+			s.dirty = true
+		}
+	}
+	if len(s.attrs[deviceID]) == 0 {
+		delete(s.attrs, deviceID)
 	}
 }
 
@@ -213,7 +248,7 @@ func randomAlphanumeric(n int) string {
 }
 
 // tokenHint is a loggable stand-in for a device token: its first 4 and last 2 characters when it
-// has at least 12, else "…" (design §2, tokenHint).
+// has at least 12, else "…" (docs/design.md §2, tokenHint).
 func tokenHint(token string) string {
 	if len(token) < 12 {
 		return "…"
