@@ -313,22 +313,6 @@ func readRaw(t *testing.T, conn net.Conn) (byte, []byte) {
 	return h[0] >> 4, body
 }
 
-func TestConnackCodes(t *testing.T) {
-	e, _ := start(t, func(c *Config) { c.Demo = true })
-	if _, rc := rawConnect(t, e.MQTTAddr(), 4, "c1", "UNKNOWN_TOKEN"); rc != 5 {
-		t.Errorf("unknown token: CONNACK %d, want 5", rc)
-	}
-	if _, rc := rawConnect(t, e.MQTTAddr(), 4, "c2", ""); rc != 2 {
-		t.Errorf("no user name, client id set: CONNACK %d, want 2 (CLIENT_IDENTIFIER_NOT_VALID)", rc)
-	}
-	if _, rc := rawConnect(t, e.MQTTAddr(), 4, "", "DHT11_DEMO_TOKEN"); rc != 0 {
-		t.Errorf("valid token, empty client id: CONNACK %d, want 0", rc)
-	}
-	if _, rc := rawConnect(t, e.MQTTAddr(), 5, "c3", "UNKNOWN_TOKEN"); rc != 0x86 {
-		t.Errorf("MQTT 5 unknown token: CONNACK %#x, want 0x86", rc)
-	}
-}
-
 func TestMQTT5PayloadErrors(t *testing.T) {
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	publish5 := func(conn net.Conn, payload string, id uint16) {

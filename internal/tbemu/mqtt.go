@@ -359,15 +359,26 @@ func (e *Emulator) deviceClaim(c *mqttConn, pk publishPacket, sp sessionProfile)
 	if !c.dev.gateway && !e.limits.allow(c.dev.id) {
 		return e.rateLimited(c, pk)
 	}
-	c.ack(pk, 0)
-	// Registration runs after the PUBACK has been written (docs/thingsboard.md §7.2).
-	e.enqueue(registration{
+	// Registration is queued before the PUBACK (so Flush after a PUBACK covers it) but runs only
+	// after the PUBACK has been written (docs/thingsboard.md §7.2).
+	e.ackAndRegister(c, pk, 0, registration{
 		deviceID: c.dev.id,
 		req:      req,
 		event: ClaimEvent{Transport: "mqtt", Topic: pk.Topic, Username: c.dev.token, DeviceName: c.dev.name,
 			Payload: append([]byte(nil), pk.Payload...)},
 	})
 	return true
+}
+
+// ackAndRegister queues registrations gated on the acknowledgement, then acknowledges.
+func (e *Emulator) ackAndRegister(c *mqttConn, pk publishPacket, reason byte, regs ...registration) {
+	acked := make(chan struct{})
+	for _, r := range regs {
+		r.acked = acked
+		e.enqueue(r)
+	}
+	c.ack(pk, reason)
+	close(acked)
 }
 
 // handleSubscribe is processSubscribe: known topics are granted at most QoS 1, others refused.
@@ -502,20 +513,17 @@ func (e *Emulator) gatewayClaim(c *mqttConn, pk publishPacket) bool {
 	if failed {
 		// ackOrClose: MQTT 5 gets one PUBACK 0x99 and stays connected; MQTT 3.x is closed. The
 		// valid entries are still registered: ThingsBoard queues each device on its own.
+		if c.level == mqtt5 {
+			e.ackAndRegister(c, pk, rcPayloadFormatInvalid, regs...)
+			return true
+		}
 		for _, r := range regs {
 			e.enqueue(r)
-		}
-		if c.level == mqtt5 {
-			c.ack(pk, rcPayloadFormatInvalid)
-			return true
 		}
 		c.closeSilently()
 		return false
 	}
-	c.ack(pk, 0)
-	for _, r := range regs {
-		e.enqueue(r)
-	}
+	e.ackAndRegister(c, pk, 0, regs...)
 	return true
 }
 
