@@ -478,7 +478,7 @@ func TestIPBlocking(t *testing.T) {
 func TestDeviceRateLimit(t *testing.T) {
 	e, clock := start(t, func(c *Config) { c.Demo = true; c.DeviceRateLimit = "4:60" })
 	c := connectOK(t, e.MQTTAddr(), 4, "DHT11_DEMO_TOKEN") // 1
-	for i := uint16(1); i <= 3; i++ {                   // 2, 3, 4
+	for i := uint16(1); i <= 3; i++ {                      // 2, 3, 4
 		c.publish(topicDeviceClaim, claimTopicPayload("k"), 1, i)
 		c.expectPuback(i)
 	}
@@ -539,4 +539,3 @@ func TestBucketRefillsGreedily(t *testing.T) {
 		t.Fatal("one token must come back after 5 s (2 per 10 s)")
 	}
 }
-
