@@ -1,12 +1,14 @@
 package tbemu
 
 import (
-	"bufio"
 	"context"
+	"encoding/binary"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/claimsvc/claimsvc/internal/tbtest"
 )
 
 func claimTopicPayload(secret string) []byte {
@@ -44,8 +46,8 @@ func TestOneSessionPerDevice(t *testing.T) {
 	// Different devices, and even the same client id, do not disturb each other: sessions are per
 	// device, not per client id.
 	o, _ := e.AddDevice("other", "OTHER_DEVICE_TOKEN")
-	x, _ := dialRaw(t, e.MQTTAddr(), rawOpts{clientID: "same-id", username: strp(o.Token)})
-	y, _ := dialRaw(t, e.MQTTAddr(), rawOpts{clientID: "same-id", username: strp("SESSION_DEVICE_TOKEN")})
+	x, _ := dialRaw(t, e.MQTTAddr(), tbtest.RawOptions{ClientID: "same-id", Username: tbtest.Str(o.Token)})
+	y, _ := dialRaw(t, e.MQTTAddr(), tbtest.RawOptions{ClientID: "same-id", Username: tbtest.Str("SESSION_DEVICE_TOKEN")})
 	if !x.quiet(200*time.Millisecond) || !y.quiet(10*time.Millisecond) {
 		t.Fatal("two devices with one client id disturbed each other")
 	}
@@ -102,27 +104,27 @@ func TestConnackCodes(t *testing.T) {
 	addr := e.MQTTAddr()
 	cases := []struct {
 		name string
-		o    rawOpts
+		o    tbtest.RawOptions
 		code int // -1: closed without CONNACK
 	}{
-		{"UnknownToken", rawOpts{clientID: "c", username: strp("UNKNOWN_TOKEN")}, 5},
-		{"UnknownTokenWithPassword", rawOpts{clientID: "c", username: strp("UNKNOWN_TOKEN"), password: []byte("p")}, 5},
-		{"TokenWithPassword", rawOpts{clientID: "c", username: strp("DHT11_DEMO_TOKEN"), password: []byte("ignored")}, 0},
-		{"TokenWithEmptyPassword", rawOpts{clientID: "c", username: strp("DHT11_DEMO_TOKEN"), password: []byte{}}, 0},
-		{"EmptyClientID", rawOpts{username: strp("DHT11_DEMO_TOKEN")}, 0},
-		{"EmptyClientIDNotClean", rawOpts{username: strp("DHT11_DEMO_TOKEN"), unclean: true}, 0},
-		{"NoCredentialsWithClientID", rawOpts{clientID: "probe"}, 2},
-		{"NoCredentialsBlankClientID", rawOpts{clientID: " "}, 5},
-		{"PasswordOnly", rawOpts{clientID: "c", password: []byte("p")}, 5},
-		{"EmptyUserName", rawOpts{clientID: "c", username: strp("")}, 5},
-		{"MQTT31", rawOpts{version: 3, clientID: "c31", username: strp("DHT11_DEMO_TOKEN")}, 0},
-		{"MQTT31LongClientID", rawOpts{version: 3, clientID: strings.Repeat("x", 24), username: strp("DHT11_DEMO_TOKEN")}, -1},
-		{"MQTT31EmptyClientID", rawOpts{version: 3, username: strp("DHT11_DEMO_TOKEN")}, -1},
-		{"V5UnknownToken", rawOpts{version: 5, clientID: "c", username: strp("UNKNOWN_TOKEN")}, 0x86},
-		{"V5NoCredentials", rawOpts{version: 5, clientID: "probe"}, 0x85},
-		{"V5NoCredentialsNoClientID", rawOpts{version: 5}, 0x87},
-		{"V5Token", rawOpts{version: 5, clientID: "c", username: strp("DHT11_DEMO_TOKEN")}, 0},
-		{"WillIgnored", rawOpts{clientID: "w", username: strp("T1_TEST_TOKEN"), willTopic: "v1/devices/me/attributes", willMsg: "{}"}, 0},
+		{"UnknownToken", tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("UNKNOWN_TOKEN")}, 5},
+		{"UnknownTokenWithPassword", tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("UNKNOWN_TOKEN"), Password: []byte("p")}, 5},
+		{"TokenWithPassword", tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN"), Password: []byte("ignored")}, 0},
+		{"TokenWithEmptyPassword", tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN"), Password: []byte{}}, 0},
+		{"EmptyClientID", tbtest.RawOptions{Username: tbtest.Str("DHT11_DEMO_TOKEN")}, 0},
+		{"EmptyClientIDNotClean", tbtest.RawOptions{Username: tbtest.Str("DHT11_DEMO_TOKEN"), NotClean: true}, 0},
+		{"NoCredentialsWithClientID", tbtest.RawOptions{ClientID: "probe"}, 2},
+		{"NoCredentialsBlankClientID", tbtest.RawOptions{ClientID: " "}, 5},
+		{"PasswordOnly", tbtest.RawOptions{ClientID: "c", Password: []byte("p")}, 5},
+		{"EmptyUserName", tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("")}, 5},
+		{"MQTT31", tbtest.RawOptions{Version: 3, ClientID: "c31", Username: tbtest.Str("DHT11_DEMO_TOKEN")}, 0},
+		{"MQTT31LongClientID", tbtest.RawOptions{Version: 3, ClientID: strings.Repeat("x", 24), Username: tbtest.Str("DHT11_DEMO_TOKEN")}, -1},
+		{"MQTT31EmptyClientID", tbtest.RawOptions{Version: 3, Username: tbtest.Str("DHT11_DEMO_TOKEN")}, -1},
+		{"V5UnknownToken", tbtest.RawOptions{Version: 5, ClientID: "c", Username: tbtest.Str("UNKNOWN_TOKEN")}, 0x86},
+		{"V5NoCredentials", tbtest.RawOptions{Version: 5, ClientID: "probe"}, 0x85},
+		{"V5NoCredentialsNoClientID", tbtest.RawOptions{Version: 5}, 0x87},
+		{"V5Token", tbtest.RawOptions{Version: 5, ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN")}, 0},
+		{"WillIgnored", tbtest.RawOptions{ClientID: "w", Username: tbtest.Str("T1_TEST_TOKEN"), WillTopic: "v1/devices/me/attributes", WillMessage: "{}"}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -139,13 +141,13 @@ func TestConnackCodes(t *testing.T) {
 			if int(ack[1]) != tc.code {
 				t.Fatalf("CONNACK %#x, want %#x", ack[1], tc.code)
 			}
-			if v := tc.o.version; v != 5 && ack[1] > 5 {
+			if v := tc.o.Version; v != 5 && ack[1] > 5 {
 				t.Fatalf("CONNACK %#x is not a MQTT 3.x return code", ack[1])
 			}
-			if wantSP := tc.o.unclean; (ack[0] == 1) != wantSP {
+			if wantSP := tc.o.NotClean; (ack[0] == 1) != wantSP {
 				t.Fatalf("session present %d, want %v (ThingsBoard sends !cleanSession)", ack[0], wantSP)
 			}
-			if tc.o.version == 5 && (len(ack) != 3 || ack[2] != 0) {
+			if tc.o.Version == 5 && (len(ack) != 3 || ack[2] != 0) {
 				t.Fatalf("MQTT 5 CONNACK %x carries properties; ThingsBoard sends none", ack)
 			}
 			if tc.code != 0 {
@@ -155,7 +157,7 @@ func TestConnackCodes(t *testing.T) {
 		})
 	}
 	t.Run("BadProtocolLevel", func(t *testing.T) {
-		if _, ack := dialRaw(t, addr, rawOpts{version: 6, clientID: "c", username: strp("DHT11_DEMO_TOKEN")}); ack != nil {
+		if _, ack := dialRaw(t, addr, tbtest.RawOptions{Version: 6, ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN")}); ack != nil {
 			t.Fatalf("protocol level 6: CONNACK %x, want the connection closed", ack)
 		}
 	})
@@ -165,9 +167,11 @@ func TestConnackCodes(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		c := &rawConn{t: t, c: nc, r: bufio.NewReader(nc), version: 4}
-		c.publish(topicDeviceClaim, nil, 1, 1)
-		c.expectClosed(0)
+		_, _ = nc.Write(encodePacket(0x32, append(binary.BigEndian.AppendUint16([]byte{0, 1, 'x'}, 1), '{', '}')))
+		_ = nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := nc.Read(make([]byte, 1)); n != 0 || err == nil {
+			t.Fatal("a PUBLISH before CONNECT was answered")
+		}
 	})
 }
 
@@ -198,14 +202,14 @@ func TestNothingIsRelayed(t *testing.T) {
 	if typ, _, _ := listener.next(5 * time.Second); typ != pktSuback {
 		t.Fatalf("want SUBACK, got %d", typ)
 	}
-	talker, ack := dialRaw(t, e.MQTTAddr(), rawOpts{clientID: "w", username: strp("T1_TEST_TOKEN"),
-		willTopic: topicAttributes, willMsg: `{"will":1}`})
+	talker, ack := dialRaw(t, e.MQTTAddr(), tbtest.RawOptions{ClientID: "w", Username: tbtest.Str("T1_TEST_TOKEN"),
+		WillTopic: topicAttributes, WillMessage: `{"will":1}`})
 	if ack == nil || ack[1] != 0 {
 		t.Fatalf("CONNACK %x", ack)
 	}
 	talker.publish(topicAttributes, []byte(`{"a":1}`), 1, 2)
 	talker.expectPuback(2)
-	talker.c.Close() // an abnormal end: a broker would publish the will now
+	talker.CloseAbruptly() // an abnormal end: a broker would publish the will now
 	if !listener.quiet(500 * time.Millisecond) {
 		t.Fatal("a message or a will reached another client")
 	}
@@ -328,10 +332,10 @@ func TestDeviceProfiles(t *testing.T) {
 	})
 	t.Run("OtherTransport", func(t *testing.T) {
 		d := mk(DeviceProfile{Name: "coap", TransportType: "COAP"}, "COAP_DEVICE_TOKEN")
-		if _, ack := dialRaw(t, addr, rawOpts{clientID: "c", username: strp(d.Token)}); ack == nil || ack[1] != 3 {
+		if _, ack := dialRaw(t, addr, tbtest.RawOptions{ClientID: "c", Username: tbtest.Str(d.Token)}); ack == nil || ack[1] != 3 {
 			t.Fatalf("CONNACK %x, want 3 (server unavailable)", ack)
 		}
-		c, ack := dialRaw(t, addr, rawOpts{version: 5, clientID: "c", username: strp(d.Token)})
+		c, ack := dialRaw(t, addr, tbtest.RawOptions{Version: 5, ClientID: "c", Username: tbtest.Str(d.Token)})
 		if ack == nil || ack[1] != rcServerUnavailable {
 			t.Fatalf("MQTT 5 CONNACK %x, want 0x88", ack)
 		}
@@ -415,13 +419,13 @@ func TestIPBlocking(t *testing.T) {
 	addr := e.MQTTAddr()
 	bad := func() {
 		t.Helper()
-		if _, ack := dialRaw(t, addr, rawOpts{clientID: "claimsvc-probe-1", username: strp("claimsvc-probe")}); ack == nil || ack[1] != 5 {
+		if _, ack := dialRaw(t, addr, tbtest.RawOptions{ClientID: "claimsvc-probe-1", Username: tbtest.Str("claimsvc-probe")}); ack == nil || ack[1] != 5 {
 			t.Fatalf("bad credentials: CONNACK %x, want 5", ack)
 		}
 	}
 	blocked := func() bool {
 		t.Helper()
-		_, ack := dialRaw(t, addr, rawOpts{clientID: "c", username: strp("DHT11_DEMO_TOKEN")})
+		_, ack := dialRaw(t, addr, tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN")})
 		return ack == nil
 	}
 	bad()
@@ -450,7 +454,7 @@ func TestIPBlocking(t *testing.T) {
 
 	// A CONNECT without user name and password is a wrong credential too (CONNACK 2).
 	for range 3 {
-		if _, ack := dialRaw(t, addr, rawOpts{clientID: "anon"}); ack == nil || ack[1] != 2 {
+		if _, ack := dialRaw(t, addr, tbtest.RawOptions{ClientID: "anon"}); ack == nil || ack[1] != 2 {
 			t.Fatalf("no credentials: CONNACK %x, want 2", ack)
 		}
 	}
@@ -466,7 +470,7 @@ func TestIPBlocking(t *testing.T) {
 
 	off, _ := start(t, func(c *Config) { c.Demo = true })
 	for range 15 {
-		if _, ack := dialRaw(t, off.MQTTAddr(), rawOpts{clientID: "c", username: strp("NOPE")}); ack == nil {
+		if _, ack := dialRaw(t, off.MQTTAddr(), tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("NOPE")}); ack == nil {
 			t.Fatal("blocked although ip_limits_enabled is false (the default)")
 		}
 	}
@@ -487,10 +491,10 @@ func TestDeviceRateLimit(t *testing.T) {
 	if st, b := call(t, "POST", e.HTTPURL()+"/api/v1/DHT11_DEMO_TOKEN/claim", "", `{}`); st != 500 || len(b) != 0 {
 		t.Fatalf("HTTP claim over the limit: %d %q, want 500 with an empty body", st, b)
 	}
-	if _, ack := dialRaw(t, e.MQTTAddr(), rawOpts{clientID: "c", username: strp("DHT11_DEMO_TOKEN")}); ack == nil || ack[1] != 3 {
+	if _, ack := dialRaw(t, e.MQTTAddr(), tbtest.RawOptions{ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN")}); ack == nil || ack[1] != 3 {
 		t.Fatalf("CONNECT over the limit: CONNACK %x, want 3", ack)
 	}
-	c5, ack := dialRaw(t, e.MQTTAddr(), rawOpts{version: 5, clientID: "c", username: strp("DHT11_DEMO_TOKEN")})
+	c5, ack := dialRaw(t, e.MQTTAddr(), tbtest.RawOptions{Version: 5, ClientID: "c", Username: tbtest.Str("DHT11_DEMO_TOKEN")})
 	if ack == nil || ack[1] != rcConnectionRateExceeded {
 		t.Fatalf("MQTT 5 CONNECT over the limit: CONNACK %x, want 0x9F", ack)
 	}

@@ -168,7 +168,7 @@ func waitForMQTT(t *testing.T, addr string) {
 	for attempt := 0; attempt < 90 && time.Now().Before(deadline); attempt++ {
 		c, _, err := dialRaw(addr, "tbtest-ready", "DHT11_DEMO_TOKEN")
 		if err == nil {
-			c.close()
+			c.Close()
 			return
 		}
 		last = err
