@@ -34,7 +34,7 @@ func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 			if err := c.Publish("v1/devices/me/claim", []byte(tc.payload), 1, 7); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
-			if err := c.ExpectClosed(10 * time.Second, 0); err != nil {
+			if err := c.ExpectClosed(10*time.Second, 0); err != nil {
 				t.Fatalf("payload %q: %v", tc.payload, err)
 			}
 			s.settle(t)
@@ -184,7 +184,7 @@ func (s *suite) testGateway(t *testing.T) {
 		if err != nil || typ != PktPuback {
 			t.Fatalf("got packet %d err %v, want PUBACK", typ, err)
 		}
-		if err := c.ExpectClosed(10 * time.Second, 0); err != nil {
+		if err := c.ExpectClosed(10*time.Second, 0); err != nil {
 			t.Fatalf("after PUBACK: %v", err)
 		}
 	})
