@@ -119,17 +119,21 @@ func (e *Emulator) handleConnect(c *mqttConn, body []byte) bool {
 		e.log.Info("mqtt connect refused: device rate limit", "device", d.Name)
 		return refuse(connackServerUnavailable, rcConnectionRateExceeded, rcMessageRateTooHigh)
 	}
-	if !c.write(encodeConnack(cp.Level, !cp.Clean, connackAccepted)) {
-		return false
-	}
+	// The session is opened before the CONNACK (ThingsBoard queues SESSION_EVENT_MSG_OPEN first), so
+	// sessions of a device are ordered as their CONNACKs; the older ones close after it.
 	ds := &devSession{deviceID: d.ID, conn: c}
 	c.mu.Lock()
 	c.session = ds
 	c.mu.Unlock()
-	if !c.srv.openSession(ds) {
+	evicted, ok := c.srv.openSession(ds)
+	if !ok {
 		c.closeWith(rcServerShuttingDown)
 		return false
 	}
+	if !c.write(encodeConnack(cp.Level, !cp.Clean, connackAccepted)) {
+		return false
+	}
+	c.srv.closeEvicted(evicted)
 	e.log.Debug("mqtt device connected", "device", d.Name, "gateway", c.dev.gateway, "mqttLevel", cp.Level)
 	return true
 }

@@ -294,7 +294,7 @@ func TestDeviceProfiles(t *testing.T) {
 		c.publish(topicDeviceClaim, claimTopicPayload("json"), 1, 1)
 		c.expectClosed(0) // ProtoMqttAdaptor cannot read JSON
 		c = connectOK(t, addr, 4, d.Token)
-		c.publish(topicDeviceClaim, appendProtoClaim(nil, "proto-secret", 60000), 1, 2)
+		c.publish(topicDeviceClaim, tbtest.ProtoClaim("proto-secret", 60000), 1, 2)
 		c.expectPuback(2)
 		flush(t, e)
 		ev := e.ClaimsReceived()

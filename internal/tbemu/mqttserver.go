@@ -133,34 +133,38 @@ func remoteIP(nc net.Conn) string {
 	return host
 }
 
-// openSession registers a session and closes the device's oldest sessions beyond the limit, as the
-// device actor's LinkedHashMapRemoveEldest does (MAX_CONCURRENT_SESSIONS_LIMIT_REACHED; MQTT 5
-// sessions get DISCONNECT 0x8E). It reports false if the server is shutting down.
-func (s *mqttServer) openSession(ds *devSession) bool {
+// openSession registers a session, as SESSION_EVENT_MSG_OPEN reaches the device actor, and returns
+// the device's oldest sessions beyond the limit (LinkedHashMapRemoveEldest), which the caller closes
+// with closeEvicted. ok is false if the server is shutting down.
+func (s *mqttServer) openSession(ds *devSession) (evicted []*devSession, ok bool) {
 	limit := s.e.cfg.MaxSessionsPerDevice
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return false
+		return nil, false
 	}
 	list := append(s.sessions[ds.deviceID], ds)
-	var evicted []*devSession
 	if limit > 0 && len(list) > limit {
 		evicted = append(evicted, list[:len(list)-limit]...)
 		list = append([]*devSession(nil), list[len(list)-limit:]...)
 	}
 	s.sessions[ds.deviceID] = list
-	s.mu.Unlock()
+	return evicted, true
+}
+
+// closeEvicted closes sessions the device actor dropped (MAX_CONCURRENT_SESSIONS_LIMIT_REACHED): an
+// MQTT connection is closed, with DISCONNECT 0x8E (session taken over) on MQTT 5; a gateway's
+// sub-device session is forgotten by the gateway.
+func (s *mqttServer) closeEvicted(evicted []*devSession) {
 	for _, old := range evicted {
 		s.e.log.Info("mqtt session closed: a newer session of the device opened (max_concurrent_sessions_per_device)",
-			"device", old.conn.deviceName(ds.deviceID), "gatewaySession", old.gateway)
+			"device", old.conn.deviceName(old.deviceID), "gatewaySession", old.gateway)
 		if old.gateway {
-			old.conn.dropGatewaySession(ds.deviceID, old)
+			old.conn.dropGatewaySession(old.deviceID, old)
 		} else {
 			old.conn.closeWith(rcSessionTakenOver)
 		}
 	}
-	return true
 }
 
 // closeSession removes a session; it is a no-op if it was already removed.
@@ -341,7 +345,9 @@ func (c *mqttConn) gatewaySession(deviceID string) {
 	ds := &devSession{deviceID: deviceID, conn: c, gateway: true}
 	c.gwSubs[deviceID] = ds
 	c.mu.Unlock()
-	c.srv.openSession(ds)
+	if evicted, ok := c.srv.openSession(ds); ok {
+		c.srv.closeEvicted(evicted)
+	}
 }
 
 // dropGatewaySession forgets a sub-device session closed by the device actor; the gateway opens a

@@ -202,25 +202,3 @@ func parseProtoGatewayClaim(b []byte) ([]gatewayProtoClaim, error) {
 	}
 	return out, nil
 }
-
-// appendProtoClaim encodes a ClaimDevice (used by tests and the scenario suite's helpers).
-func appendProtoClaim(b []byte, secret string, durationMs int64) []byte {
-	if secret != "" {
-		b = append(b, 0x0a)
-		b = appendVarint(b, uint64(len(secret)))
-		b = append(b, secret...)
-	}
-	if durationMs != 0 {
-		b = append(b, 0x10)
-		b = appendVarint(b, uint64(durationMs))
-	}
-	return b
-}
-
-func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
-}

@@ -165,7 +165,7 @@ func (s *suite) testGateway(t *testing.T) {
 		if err := c.Publish("v1/gateway/claim", []byte(`{"`+name+`":{"secretKey":"x"}}`), 1, 3); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if typ, _, err := c.Read(2 * time.Second); err == nil {
+		if typ, _, err := c.Read(s.quietFor()); err == nil {
 			t.Fatalf("non-gateway publish to v1/gateway/claim answered with packet type %d, want nothing", typ)
 		}
 		s.settle(t)
