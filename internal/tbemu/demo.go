@@ -23,9 +23,15 @@ var demoUnassigned = [][2]string{
 	{"Thermostat T2", "T2_TEST_TOKEN"},
 }
 
-// DemoCustomerPassword is the password of every demo customer user (CUSTOMER_CRED). Like
-// all demo credentials it is ThingsBoard's public, documented default, not a secret.
-const DemoCustomerPassword = "customer"
+// Demo credentials. Like all of ThingsBoard's demo data they are public, documented defaults, not
+// secrets (docs/thingsboard.md §5). The tenant administrator exists in every installation; with
+// Config.Demo it also has an API key (DemoAPIKey).
+const (
+	DemoTenantAdmin         = "tenant@thingsboard.org"
+	DemoTenantAdminPassword = "tenant"
+	// DemoCustomerPassword is the password of every demo customer user (CUSTOMER_CRED).
+	DemoCustomerPassword = "customer"
+)
 
 // loadDemo loads the demo data.
 func (e *Emulator) loadDemo() error {

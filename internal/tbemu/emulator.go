@@ -133,7 +133,7 @@ func (e *Emulator) initState() error {
 		}
 		e.st.mu.Lock()
 		if e.st.apiKeys[e.st.demoKeyID] == nil {
-			if u := e.st.userByEmail(demoTenantAdmin); u != nil {
+			if u := e.st.userByEmail(DemoTenantAdmin); u != nil {
 				e.st.demoKeyID = e.addAPIKeyLocked(u, APIKeyOptions{Description: "tbemu demo"}).ID
 			}
 		}
@@ -182,9 +182,6 @@ func (e *Emulator) Close() error {
 	return e.closeErr
 }
 
-// demoTenantAdmin is the demo data's tenant administrator (docs/thingsboard.md §5).
-const demoTenantAdmin = "tenant@thingsboard.org"
-
 // seedTenant creates the system administrator, the tenant, its administrator and its default
 // device profile, which every ThingsBoard installation has (docs/thingsboard.md §5).
 func (e *Emulator) seedTenant() {
@@ -196,7 +193,7 @@ func (e *Emulator) seedTenant() {
 	e.tenantID = t.ID
 	for _, u := range []*user{
 		{Email: "sysadmin@thingsboard.org", Password: "sysadmin", Authority: authSysAdmin, TenantID: nullUUID},
-		{Email: demoTenantAdmin, Password: "tenant", Authority: authTenantAdmin, TenantID: t.ID},
+		{Email: DemoTenantAdmin, Password: DemoTenantAdminPassword, Authority: authTenantAdmin, TenantID: t.ID},
 	} {
 		u.ID, u.CreatedTime, u.CustomerID = newID(), now, nullUUID
 		e.st.users[u.ID] = u
