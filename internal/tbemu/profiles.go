@@ -68,6 +68,18 @@ func (s *state) profileByName(tenantID, name string) *deviceProfile {
 	return nil
 }
 
+// profileForType is DeviceProfileService.findOrCreateDeviceProfile: the profile named like a device
+// type, created with the DEFAULT transport if missing.
+func (s *state) profileForType(tenantID, typ string, now int64) *deviceProfile {
+	if p := s.profileByName(tenantID, typ); p != nil {
+		return p
+	}
+	p := &deviceProfile{ID: newID(), CreatedTime: now, TenantID: tenantID, Name: typ, TransportType: transportDefault}
+	s.profiles[p.ID] = p
+	s.dirty = true
+	return p
+}
+
 // DeviceProfile describes a device profile to create in-process with AddDeviceProfile. The zero
 // value is ThingsBoard's "default" kind of profile: transport type DEFAULT.
 type DeviceProfile struct {

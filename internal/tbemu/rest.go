@@ -320,12 +320,17 @@ func (e *Emulator) handleSaveDevice(w http.ResponseWriter, r *http.Request, s se
 			e.badRequest(w, errDuplicateName.Error())
 			return
 		}
-		if profileID != "" {
+		switch {
+		case profileID != "":
 			p := e.st.profiles[profileID]
 			if p == nil || p.TenantID != d.TenantID {
 				e.badRequest(w, errNoProfile.Error())
 				return
 			}
+			d.ProfileID, d.Type = p.ID, p.Name
+		case req.Type != "" && req.Type != d.Type:
+			// Without a profile id the type names the profile (findOrCreateDeviceProfile).
+			p := e.st.profileForType(d.TenantID, req.Type, e.cfg.Clock.Now().UnixMilli())
 			d.ProfileID, d.Type = p.ID, p.Name
 		}
 		d.Name, d.Label, d.AdditionalInfo = req.Name, req.Label, req.AdditionalInfo

@@ -167,10 +167,7 @@ func (s *state) addDevice(d *device, now int64) error {
 			return errNoProfile
 		}
 	case d.Type != "":
-		if p = s.profileByName(d.TenantID, d.Type); p == nil {
-			p = &deviceProfile{ID: newID(), CreatedTime: now, TenantID: d.TenantID, Name: d.Type, TransportType: transportDefault}
-			s.profiles[p.ID] = p
-		}
+		p = s.profileForType(d.TenantID, d.Type, now)
 	default:
 		if p = s.defaultProfile(d.TenantID); p == nil {
 			return errNoProfile
