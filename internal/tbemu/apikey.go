@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // API keys, ThingsBoard 4.3+ (ApiKeyController, ApiKeyServiceImpl, ApiKeyAuthenticationProvider;
@@ -216,8 +214,7 @@ func (e *Emulator) handleSaveAPIKey(w http.ResponseWriter, r *http.Request, s se
 // handleUserAPIKeys is GET /api/apiKeys/{userId}?pageSize=&page=: the user's keys without values.
 func (e *Emulator) handleUserAPIKeys(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("userId")
-	if _, err := uuid.Parse(id); err != nil {
-		e.badRequest(w, "Invalid UUID string: "+id)
+	if !e.validID(w, id) {
 		return
 	}
 	pageSize, err1 := strconv.Atoi(r.URL.Query().Get("pageSize"))
@@ -259,8 +256,7 @@ func (e *Emulator) handleUserAPIKeys(w http.ResponseWriter, r *http.Request, s s
 // apiKeyFor loads a key the caller may write; it writes the error otherwise. The caller holds the
 // state lock.
 func (e *Emulator) apiKeyFor(w http.ResponseWriter, id string, s session) *apiKey {
-	if _, err := uuid.Parse(id); err != nil {
-		e.badRequest(w, "Invalid UUID string: "+id)
+	if !e.validID(w, id) {
 		return nil
 	}
 	k := e.st.apiKeys[id]
@@ -282,10 +278,15 @@ func (e *Emulator) handleEnableAPIKey(w http.ResponseWriter, r *http.Request, s 
 		e.badRequest(w, "Invalid boolean: "+r.PathValue("enabled"))
 		return
 	}
+	e.updateAPIKey(w, r, s, func(k *apiKey) { k.Enabled = enabled })
+}
+
+// updateAPIKey applies change to the path's key and answers with the ApiKeyInfo.
+func (e *Emulator) updateAPIKey(w http.ResponseWriter, r *http.Request, s session, change func(*apiKey)) {
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
 	if k := e.apiKeyFor(w, r.PathValue("id"), s); k != nil {
-		k.Enabled = enabled
+		change(k)
 		e.st.dirty = true
 		writeJSON(w, http.StatusOK, apiKeyJSON(k, e.cfg.Clock.Now(), false))
 	}
@@ -304,13 +305,7 @@ func (e *Emulator) handleAPIKeyDescription(w http.ResponseWriter, r *http.Reques
 	if json.Unmarshal(body, &js) == nil {
 		desc = js
 	}
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	if k := e.apiKeyFor(w, r.PathValue("id"), s); k != nil {
-		k.Description = desc
-		e.st.dirty = true
-		writeJSON(w, http.StatusOK, apiKeyJSON(k, e.cfg.Clock.Now(), false))
-	}
+	e.updateAPIKey(w, r, s, func(k *apiKey) { k.Description = desc })
 }
 
 // handleDeleteAPIKey is DELETE /api/apiKey/{id}: 200 with an empty body.

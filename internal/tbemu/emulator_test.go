@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,29 +44,15 @@ func flush(t *testing.T, e *Emulator) {
 	}
 }
 
-// call sends a REST request and returns status and body.
+// call sends a JSON REST request with an optional JWT and returns status and body.
 func call(t *testing.T, method, url, jwt string, body string) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
+	auth := ""
 	if jwt != "" {
-		req.Header.Set("X-Authorization", "Bearer "+jwt)
+		auth = "Bearer " + jwt
 	}
-	c := &http.Client{Timeout: 10 * time.Second}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, b
+	st, _, b := send(t, method, url, auth, "application/json", body)
+	return st, b
 }
 
 func login(t *testing.T, e *Emulator, user, pass string) string {

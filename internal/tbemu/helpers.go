@@ -38,6 +38,11 @@ func (e *Emulator) addDevice(name, token string, gateway bool) (DeviceInfo, erro
 	if gateway {
 		d.AdditionalInfo = json.RawMessage(`{"gateway":true}`)
 	}
+	return e.createDevice(d)
+}
+
+// createDevice stores a new device and saves the state.
+func (e *Emulator) createDevice(d *device) (DeviceInfo, error) {
 	e.st.mu.Lock()
 	err := e.st.addDevice(d, e.cfg.Clock.Now().UnixMilli())
 	info := infoOf(d)

@@ -471,14 +471,8 @@ func (e *Emulator) gatewayClaim(c *mqttConn, pk publishPacket) bool {
 		if root.kind != jsonObject {
 			return e.ackThenClose(c, pk, "Can't parse value: "+root.String())
 		}
-		// Gson's JsonObject keeps the first position of a name and its last value.
-		seen := map[string]bool{}
-		for _, m := range root.members {
-			if seen[m.name] {
-				continue
-			}
-			seen[m.name] = true
-			v := root.get(m.name)
+		for _, m := range root.entries() {
+			v := m.value
 			if v.kind != jsonObject {
 				e.log.Warn("gateway claim entry is not an object: skipped", "gateway", c.dev.name, "device", m.name)
 				continue

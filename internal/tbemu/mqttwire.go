@@ -284,17 +284,22 @@ type subscription struct {
 	QoS    byte
 }
 
-// decodeSubscribe decodes SUBSCRIBE: the packet id and the filters with their requested QoS.
-func decodeSubscribe(body []byte, level byte) (uint16, []subscription, error) {
+// readIDAndProperties reads what SUBSCRIBE and UNSUBSCRIBE start with: the packet id and, on
+// MQTT 5, the properties.
+func readIDAndProperties(body []byte, level byte) (*reader, uint16, error) {
 	r := &reader{b: body}
 	id, err := r.uint16()
+	if err == nil && level == mqtt5 {
+		err = r.skipProperties()
+	}
+	return r, id, err
+}
+
+// decodeSubscribe decodes SUBSCRIBE: the packet id and the filters with their requested QoS.
+func decodeSubscribe(body []byte, level byte) (uint16, []subscription, error) {
+	r, id, err := readIDAndProperties(body, level)
 	if err != nil {
 		return 0, nil, err
-	}
-	if level == mqtt5 {
-		if err := r.skipProperties(); err != nil {
-			return 0, nil, err
-		}
 	}
 	var subs []subscription
 	for r.left() > 0 {
@@ -319,15 +324,9 @@ func decodeSubscribe(body []byte, level byte) (uint16, []subscription, error) {
 
 // decodeUnsubscribe decodes UNSUBSCRIBE: the packet id and the topic filters.
 func decodeUnsubscribe(body []byte, level byte) (uint16, []string, error) {
-	r := &reader{b: body}
-	id, err := r.uint16()
+	r, id, err := readIDAndProperties(body, level)
 	if err != nil {
 		return 0, nil, err
-	}
-	if level == mqtt5 {
-		if err := r.skipProperties(); err != nil {
-			return 0, nil, err
-		}
 	}
 	var topics []string
 	for r.left() > 0 {
@@ -343,21 +342,9 @@ func decodeUnsubscribe(body []byte, level byte) (uint16, []string, error) {
 // Encoders. ThingsBoard builds every packet without MQTT 5 properties (MqttMessageBuilders with no
 // properties), so on MQTT 5 each carries an empty property list.
 
+// encodePacket adds the fixed header; MQTT's remaining length is an unsigned LEB128 varint.
 func encodePacket(header byte, body []byte) []byte {
-	out := []byte{header}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		out = append(out, b)
-		if n == 0 {
-			break
-		}
-	}
-	return append(out, body...)
+	return append(binary.AppendUvarint([]byte{header}, uint64(len(body))), body...)
 }
 
 // encodeConnack is CONNACK; ThingsBoard sets session present to !cleanSession whatever the code.

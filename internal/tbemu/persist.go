@@ -37,27 +37,18 @@ type snapshot struct {
 
 // snapshotLocked copies the persistent state. The caller holds the state lock.
 func (e *Emulator) snapshotLocked() snapshot {
-	s := snapshot{Version: stateVersion, JWTKey: e.st.jwtKey, TenantID: e.tenantID, DemoKeyID: e.st.demoKeyID,
-		Attributes: e.st.attrs}
-	for _, t := range e.st.tenants {
-		s.Tenants = append(s.Tenants, t)
+	return snapshot{Version: stateVersion, JWTKey: e.st.jwtKey, TenantID: e.tenantID, DemoKeyID: e.st.demoKeyID,
+		Attributes: e.st.attrs, Tenants: values(e.st.tenants), Customers: values(e.st.customers),
+		Users: values(e.st.users), Profiles: values(e.st.profiles), Devices: values(e.st.devices),
+		APIKeys: values(e.st.apiKeys)}
+}
+
+func values[T any](m map[string]T) []T {
+	out := make([]T, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
 	}
-	for _, c := range e.st.customers {
-		s.Customers = append(s.Customers, c)
-	}
-	for _, u := range e.st.users {
-		s.Users = append(s.Users, u)
-	}
-	for _, p := range e.st.profiles {
-		s.Profiles = append(s.Profiles, p)
-	}
-	for _, d := range e.st.devices {
-		s.Devices = append(s.Devices, d)
-	}
-	for _, k := range e.st.apiKeys {
-		s.APIKeys = append(s.APIKeys, k)
-	}
-	return s
+	return out
 }
 
 // loadState reads DataDir's state file into the (empty) state. It reports false when there is no

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-
-	"github.com/google/uuid"
 )
 
 // Device transport types (ThingsBoard's DeviceTransportType).
@@ -129,16 +127,7 @@ func (e *Emulator) AddDeviceProfile(dp DeviceProfile) (string, error) {
 
 // AddDeviceWithProfile creates an unassigned device with the given profile; token "" generates one.
 func (e *Emulator) AddDeviceWithProfile(name, token, profileID string) (DeviceInfo, error) {
-	d := &device{TenantID: e.tenantID, Name: name, Token: token, ProfileID: profileID}
-	e.st.mu.Lock()
-	err := e.st.addDevice(d, e.cfg.Clock.Now().UnixMilli())
-	info := infoOf(d)
-	e.st.mu.Unlock()
-	if err != nil {
-		return DeviceInfo{}, err
-	}
-	e.saveIfDirty()
-	return info, nil
+	return e.createDevice(&device{TenantID: e.tenantID, Name: name, Token: token, ProfileID: profileID})
 }
 
 // SetDeviceProfile moves the named device to another profile. Like ThingsBoard, connected MQTT
@@ -320,8 +309,7 @@ func (e *Emulator) handleSaveProfile(w http.ResponseWriter, r *http.Request, s s
 // handleGetProfile is GET /api/deviceProfile/{id}.
 func (e *Emulator) handleGetProfile(w http.ResponseWriter, r *http.Request, s session) {
 	id := r.PathValue("id")
-	if _, err := uuid.Parse(id); err != nil {
-		e.badRequest(w, "Invalid UUID string: "+id)
+	if !e.validID(w, id) {
 		return
 	}
 	e.st.mu.Lock()

@@ -115,6 +115,16 @@ func (e *Emulator) notFound(w http.ResponseWriter) {
 	e.writeError(w, http.StatusNotFound, errCodeItemNotFound, msgItemNotFound)
 }
 
+// validID is toUUID for an id in the path: a malformed UUID is 400 errorCode 31 ("Invalid UUID
+// string"). It writes that answer and reports false.
+func (e *Emulator) validID(w http.ResponseWriter, id string) bool {
+	if _, err := uuid.Parse(id); err != nil {
+		e.badRequest(w, "Invalid UUID string: "+id)
+		return false
+	}
+	return true
+}
+
 func (e *Emulator) badRequest(w http.ResponseWriter, msg string) {
 	e.writeError(w, http.StatusBadRequest, errCodeBadRequestParams, msg)
 }
@@ -520,8 +530,7 @@ func (e *Emulator) handleUserToken(w http.ResponseWriter, r *http.Request, s ses
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := uuid.Parse(id); err != nil {
-		e.badRequest(w, "Invalid UUID string: "+id)
+	if !e.validID(w, id) {
 		return
 	}
 	e.st.mu.Lock()

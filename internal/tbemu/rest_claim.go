@@ -45,9 +45,8 @@ func (e *Emulator) handleClaim(w http.ResponseWriter, r *http.Request, s session
 	}
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
-	d := e.st.deviceByName(s.user.TenantID, r.PathValue("deviceName"))
+	d := e.namedDevice(w, r, s)
 	if d == nil {
-		e.notFound(w)
 		return
 	}
 	if !hasBody {
@@ -113,25 +112,35 @@ func (e *Emulator) handleReclaim(w http.ResponseWriter, r *http.Request, s sessi
 	}
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
+	if d := e.namedDevice(w, r, s); d != nil {
+		e.reclaim(d)
+		w.WriteHeader(http.StatusOK)
+	}
+}
+
+// namedDevice is checkNotNull(findDeviceByTenantIdAndName(…)) for the path's {deviceName}: 404
+// "Requested item wasn't found!" when the caller's tenant has no device of that exact name. The
+// caller holds the state lock.
+func (e *Emulator) namedDevice(w http.ResponseWriter, r *http.Request, s session) *device {
 	d := e.st.deviceByName(s.user.TenantID, r.PathValue("deviceName"))
 	if d == nil {
 		e.notFound(w)
-		return
 	}
-	e.reclaim(d)
-	w.WriteHeader(http.StatusOK)
+	return d
 }
 
 // --- attributes (TelemetryController) -------------------------------------------------------------
 
-// attributeTarget checks the path of an attribute request: the entity type (only DEVICE is
-// modelled) and the id (EntityIdFactory: a malformed UUID is 400 errorCode 31). It writes the error.
-func (e *Emulator) attributeTarget(w http.ResponseWriter, r *http.Request) bool {
+// attributeTarget checks the path of an attribute request and returns the device id: the entity
+// type (only DEVICE is modelled) and the id (EntityIdFactory: a malformed UUID is 400 errorCode
+// 31). It writes the error.
+func (e *Emulator) attributeTarget(w http.ResponseWriter, r *http.Request) (string, bool) {
 	if r.PathValue("entityType") != "DEVICE" {
 		e.badRequest(w, "Entity type "+r.PathValue("entityType")+" is not supported by the emulator")
-		return false
+		return "", false
 	}
-	return true
+	id := r.PathValue("id")
+	return id, e.validID(w, id)
 }
 
 // attributeDevice is AccessValidator.validateEntityAndCallback for a device: the answers are plain
@@ -156,17 +165,13 @@ func (e *Emulator) attributeDevice(w http.ResponseWriter, id string, s session) 
 // (docs/thingsboard.md §3.2). Errors in the body are plain-text 400s; success is 200 with an empty
 // body.
 func (e *Emulator) handleSaveAttributes(w http.ResponseWriter, r *http.Request, s session) {
-	if !e.attributeTarget(w, r) {
+	id, ok := e.attributeTarget(w, r)
+	if !ok {
 		return
 	}
 	body, err := readBody(r)
 	if err != nil {
 		writeText(w, http.StatusBadRequest, "Invalid JSON")
-		return
-	}
-	id := r.PathValue("id")
-	if _, res := e.lookupDeviceLocked(id, s); res == deviceBadID {
-		e.badRequest(w, "Invalid UUID string: "+id)
 		return
 	}
 	scope := r.PathValue("scope")
@@ -188,13 +193,8 @@ func (e *Emulator) handleSaveAttributes(w http.ResponseWriter, r *http.Request, 
 		value json.RawMessage
 	}
 	var kvs []kv
-	seen := map[string]bool{}
-	for _, m := range root.members {
-		if seen[m.name] {
-			continue
-		}
-		seen[m.name] = true
-		v := root.get(m.name)
+	for _, m := range root.entries() {
+		v := m.value
 		if v.kind == jsonNull {
 			// JsonConverter.parseValues throws JsonSyntaxException, which the controller does not catch.
 			e.writeError(w, http.StatusInternalServerError, errCodeGeneral, "Can't parse value: null")
@@ -212,40 +212,35 @@ func (e *Emulator) handleSaveAttributes(w http.ResponseWriter, r *http.Request, 
 			return
 		}
 	}
+	e.changeAttributes(w, id, s, scope, func(d *device) {
+		now := e.cfg.Clock.Now().UnixMilli()
+		for _, a := range kvs {
+			e.st.setServerAttr(d.ID, a.key, a.value, now)
+		}
+	})
+}
+
+// changeAttributes checks the device for the caller and applies change to its SERVER_SCOPE
+// attributes (other scopes are accepted and not kept), then answers 200 with an empty body.
+func (e *Emulator) changeAttributes(w http.ResponseWriter, id string, s session, scope string, change func(*device)) {
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
 	d := e.attributeDevice(w, id, s)
 	if d == nil {
 		return
 	}
-	if scope != "SERVER_SCOPE" {
-		w.WriteHeader(http.StatusOK) // shared attributes are accepted and not kept
-		return
-	}
-	now := e.cfg.Clock.Now().UnixMilli()
-	for _, a := range kvs {
-		e.st.setServerAttr(d.ID, a.key, a.value, now)
+	if scope == "SERVER_SCOPE" {
+		change(d)
 	}
 	w.WriteHeader(http.StatusOK)
-}
-
-// lookupDeviceLocked is lookupDevice under the state lock.
-func (e *Emulator) lookupDeviceLocked(id string, s session) (*device, deviceLookup) {
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	return e.lookupDevice(id, s)
 }
 
 // handleDeleteAttributes is DELETE /api/plugins/telemetry/DEVICE/{id}/SERVER_SCOPE?keys=a,b (or
 // repeated key=): 200 with an empty body, also for keys that do not exist; no keys is a plain-text
 // 400 "Empty keys: []".
 func (e *Emulator) handleDeleteAttributes(w http.ResponseWriter, r *http.Request, s session) {
-	if !e.attributeTarget(w, r) {
-		return
-	}
-	id := r.PathValue("id")
-	if _, res := e.lookupDeviceLocked(id, s); res == deviceBadID {
-		e.badRequest(w, "Invalid UUID string: "+id)
+	id, ok := e.attributeTarget(w, r)
+	if !ok {
 		return
 	}
 	scope := r.PathValue("scope")
@@ -264,26 +259,18 @@ func (e *Emulator) handleDeleteAttributes(w http.ResponseWriter, r *http.Request
 		writeText(w, http.StatusBadRequest, "Empty keys: []")
 		return
 	}
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	d := e.attributeDevice(w, id, s)
-	if d == nil {
-		return
-	}
-	if scope == "SERVER_SCOPE" {
-		e.st.deleteServerAttr(d.ID, keys...)
-	}
-	w.WriteHeader(http.StatusOK)
+	e.changeAttributes(w, id, s, scope, func(d *device) { e.st.deleteServerAttr(d.ID, keys...) })
 }
 
 // handleGetAttributes is GET …/values/attributes/SERVER_SCOPE[?keys=a,b].
 func (e *Emulator) handleGetAttributes(w http.ResponseWriter, r *http.Request, s session) {
-	if !e.attributeTarget(w, r) {
+	id, ok := e.attributeTarget(w, r)
+	if !ok {
 		return
 	}
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
-	d := e.attributeDevice(w, r.PathValue("id"), s)
+	d := e.attributeDevice(w, id, s)
 	if d == nil {
 		return
 	}

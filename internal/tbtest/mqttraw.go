@@ -242,20 +242,8 @@ func classify(err error) error {
 func (c *RawMQTT) Write(header byte, body []byte) error { return c.write(header, body) }
 
 func (c *RawMQTT) write(header byte, body []byte) error {
-	pkt := []byte{header}
-	n := len(body)
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		pkt = append(pkt, b)
-		if n == 0 {
-			break
-		}
-	}
-	pkt = append(pkt, body...)
+	// The remaining length is an unsigned LEB128 varint.
+	pkt := append(binary.AppendUvarint([]byte{header}, uint64(len(body))), body...)
 	_ = c.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	_, err := c.conn.Write(pkt)
 	return err

@@ -23,39 +23,43 @@ func (s *suite) customerOf(t *testing.T, auth, deviceID string) string {
 	return d.CustomerID.ID
 }
 
-// testDeliveryMQTT: a claim published on the device's behalf (docs/thingsboard.md §1.2) and the
+// testDeliveryMQTT: a claim published on the device's behalf (docs/thingsboard.md §1.2), and the
 // owner seen by polling GET /api/device/{id}.
 func (s *suite) testDeliveryMQTT(t *testing.T) {
-	jwt, customerID := s.newCustomer(t)
-	name, token, id := s.newDevice(t)
-	c := s.connect(t, 4, token)
-	if err := c.Publish("v1/devices/me/claim", []byte(`{"secretKey":"mqtt-key","durationMs":600000}`), 1, 1); err != nil {
-		t.Fatal(err)
-	}
-	if rc, err := c.ExpectPuback(1, 10*time.Second); err != nil || rc != 0 {
-		t.Fatalf("PUBACK: %#x %v", rc, err)
-	}
-	c.Close()
-	s.settle(t)
-	if got := s.customerOf(t, "Bearer "+s.tenant, id); got != nullUUID {
-		t.Fatalf("customerId before the claim = %s, want NULL_UUID", got)
-	}
-	wantClaim(t, s.claimEventually(t, jwt, name, "mqtt-key"), "SUCCESS")
-	if got := s.customerOf(t, "Bearer "+s.tenant, id); got != customerID {
-		t.Fatalf("customerId after the claim = %s, want %s", got, customerID)
-	}
+	s.deliverAndClaim(t, func(token string) {
+		c := s.connect(t, 4, token)
+		defer c.Close()
+		if err := c.Publish("v1/devices/me/claim", []byte(`{"secretKey":"key","durationMs":600000}`), 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if rc, err := c.ExpectPuback(1, 10*time.Second); err != nil || rc != 0 {
+			t.Fatalf("PUBACK: %#x %v", rc, err)
+		}
+	})
 }
 
 // testDeliveryHTTP: POST /api/v1/{token}/claim (docs/thingsboard.md §1.3): 200 with an empty body.
 func (s *suite) testDeliveryHTTP(t *testing.T) {
+	s.deliverAndClaim(t, func(token string) {
+		r := s.api.httpDeviceClaim(token, map[string]any{"secretKey": "key", "durationMs": 600000})
+		if r.Status != http.StatusOK || len(r.Body) != 0 {
+			t.Fatalf("HTTP device claim: %s, want 200 with an empty body", r)
+		}
+	})
+}
+
+// deliverAndClaim registers a claim with secret "key" through deliver, then claims the device as a
+// customer and checks its owner before and after with GET /api/device/{id}, as claimsvc polls it.
+func (s *suite) deliverAndClaim(t *testing.T, deliver func(token string)) {
+	t.Helper()
 	jwt, customerID := s.newCustomer(t)
 	name, token, id := s.newDevice(t)
-	r := s.api.httpDeviceClaim(token, map[string]any{"secretKey": "http-key", "durationMs": 600000})
-	if r.Status != http.StatusOK || len(r.Body) != 0 {
-		t.Fatalf("HTTP device claim: %s, want 200 with an empty body", r)
-	}
+	deliver(token)
 	s.settle(t)
-	wantClaim(t, s.claimEventually(t, jwt, name, "http-key"), "SUCCESS")
+	if got := s.customerOf(t, "Bearer "+s.tenant, id); got != nullUUID {
+		t.Fatalf("customerId before the claim = %s, want NULL_UUID", got)
+	}
+	wantClaim(t, s.claimEventually(t, jwt, name, "key"), "SUCCESS")
 	if got := s.customerOf(t, "Bearer "+s.tenant, id); got != customerID {
 		t.Fatalf("customerId after the claim = %s, want %s", got, customerID)
 	}

@@ -2,6 +2,7 @@ package tbtest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"strings"
@@ -17,23 +18,12 @@ import (
 func ProtoClaim(secret string, durationMs int64) []byte {
 	var b []byte
 	if secret != "" {
-		b = append(b, 0x0a)
-		b = appendVarint(b, uint64(len(secret)))
-		b = append(b, secret...)
+		b = append(binary.AppendUvarint(append(b, 0x0a), uint64(len(secret))), secret...) // field 1, length-delimited
 	}
 	if durationMs != 0 {
-		b = append(b, 0x10)
-		b = appendVarint(b, uint64(durationMs))
+		b = binary.AppendUvarint(append(b, 0x10), uint64(durationMs)) // field 2, varint
 	}
 	return b
-}
-
-func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 // testOneSessionPerDevice: actors.session.max_concurrent_sessions_per_device (default 1) — a new
