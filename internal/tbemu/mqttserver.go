@@ -76,11 +76,13 @@ func (s *mqttServer) serve() {
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// A transient failure (too many open files): keep serving after a pause.
+			s.e.log.Warn("mqtt accept failed", "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
 		ip := remoteIP(nc)
 		// IpFilter: a blocked address is closed before anything is read.
