@@ -252,6 +252,9 @@ func (e *Emulator) sessionProfile(deviceID string) sessionProfile {
 	if m.AttributesTopic != "" {
 		sp.attributes, _ = compileTopicFilter(m.AttributesTopic)
 	}
+	if m.AttributesSubscribeTopic != "" {
+		sp.attributesSubs, _ = compileTopicFilter(m.AttributesSubscribeTopic)
+	}
 	return sp
 }
 

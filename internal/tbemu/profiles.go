@@ -43,6 +43,7 @@ type deviceProfile struct {
 type mqttProfile struct {
 	TelemetryTopic               string // a topic filter; "" means v1/devices/me/telemetry
 	AttributesTopic              string // a topic filter; "" means v1/devices/me/attributes
+	AttributesSubscribeTopic     string // a topic filter; "" means v1/devices/me/attributes
 	PayloadType                  string // JSON or PROTOBUF
 	JSONCompatibility            bool   // PROTOBUF: enableCompatibilityWithJsonPayloadFormat
 	SendAckOnValidationException bool
@@ -168,7 +169,7 @@ func (e *Emulator) saveProfile(p *deviceProfile, tenantID string) error {
 		if p.MQTT.PayloadType != payloadJSON && p.MQTT.PayloadType != payloadProtobuf {
 			return errors.New("Unknown transport payload type: " + p.MQTT.PayloadType)
 		}
-		for _, f := range []string{p.MQTT.TelemetryTopic, p.MQTT.AttributesTopic} {
+		for _, f := range []string{p.MQTT.TelemetryTopic, p.MQTT.AttributesTopic, p.MQTT.AttributesSubscribeTopic} {
 			if f != "" {
 				if _, err := compileTopicFilter(f); err != nil {
 					return err
@@ -206,6 +207,7 @@ type transportConfiguration struct {
 	Type                         string `json:"type"`
 	DeviceTelemetryTopic         string `json:"deviceTelemetryTopic"`
 	DeviceAttributesTopic        string `json:"deviceAttributesTopic"`
+	DeviceAttributesSubscribe    string `json:"deviceAttributesSubscribeTopic"`
 	SendAckOnValidationException bool   `json:"sendAckOnValidationException"`
 	PayloadConfiguration         *struct {
 		TransportPayloadType                     string `json:"transportPayloadType"`
@@ -233,7 +235,8 @@ func mqttFromProfileData(raw json.RawMessage) (*mqttProfile, error) {
 		return nil, nil
 	}
 	m := &mqttProfile{TelemetryTopic: strings.TrimSpace(tc.DeviceTelemetryTopic), AttributesTopic: strings.TrimSpace(tc.DeviceAttributesTopic),
-		PayloadType: payloadJSON, SendAckOnValidationException: tc.SendAckOnValidationException}
+		AttributesSubscribeTopic: strings.TrimSpace(tc.DeviceAttributesSubscribe),
+		PayloadType:              payloadJSON, SendAckOnValidationException: tc.SendAckOnValidationException}
 	if pc := tc.PayloadConfiguration; pc != nil && pc.TransportPayloadType != "" {
 		m.PayloadType = strings.ToUpper(pc.TransportPayloadType)
 		if m.PayloadType == payloadProtobuf {
@@ -356,8 +359,9 @@ func defaultProfileData(p *deviceProfile) json.RawMessage {
 	tc := map[string]any{"type": p.TransportType}
 	if m := p.MQTT; m != nil {
 		tc = map[string]any{"type": transportMQTT, "deviceTelemetryTopic": orDefault(m.TelemetryTopic, topicTelemetry),
-			"deviceAttributesTopic": orDefault(m.AttributesTopic, topicAttributes), "deviceAttributesSubscribeTopic": topicAttributes,
-			"sparkplug": false, "sendAckOnValidationException": m.SendAckOnValidationException,
+			"deviceAttributesTopic":          orDefault(m.AttributesTopic, topicAttributes),
+			"deviceAttributesSubscribeTopic": orDefault(m.AttributesSubscribeTopic, topicAttributes),
+			"sparkplug":                      false, "sendAckOnValidationException": m.SendAckOnValidationException,
 			"transportPayloadTypeConfiguration": map[string]any{"transportPayloadType": m.PayloadType,
 				"enableCompatibilityWithJsonPayloadFormat": m.JSONCompatibility}}
 	}
