@@ -95,6 +95,7 @@ func post(t *testing.T, url, jwt, body string) (int, string) {
 // DHT11 demo device, customer A claims it (SUCCESS), a second attempt is CLAIMED, and an unknown
 // token makes mosquitto_pub fail with "not authorised".
 func TestDemoWithMosquittoPub(t *testing.T) {
+	t.Parallel()
 	bin, err := exec.LookPath("mosquitto_pub")
 	if err != nil {
 		t.Skip("mosquitto_pub not installed (apt-get install mosquitto-clients)")
@@ -146,6 +147,7 @@ func TestDemoWithMosquittoPub(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	var out syncbuf.Buffer
 	err := run(context.Background(), []string{"--help"}, io.Discard, &out)
 	if err == nil || !strings.Contains(err.Error(), "help requested") {
@@ -162,6 +164,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--nope"}, {"--cache-size", "-1"}, {"extra"}, {"--log-level", "loud"},
 		{"--cache-policy", "lru"}, {"--device-rate-limit", "20"}, {"--max-sessions-per-device", "0"},
 		{"--demo-api-key-file", "/tmp/x"}} {
@@ -174,6 +177,7 @@ func TestBadFlags(t *testing.T) {
 // TestDataDirAndDemoKey: --demo-api-key-file hands out the demo API key without logging it, and
 // --data-dir keeps devices and the key across a restart.
 func TestDataDirAndDemoKey(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "demo-key")
 	args := []string{"--demo", "--data-dir", filepath.Join(dir, "state"), "--demo-api-key-file", keyFile}

@@ -1,6 +1,7 @@
 package tbemu
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -8,6 +9,7 @@ import (
 )
 
 func TestClaimCache(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	k := func(s string) claimData { return claimData{SecretKey: &s, ExpirationTime: 1} }
 
@@ -90,6 +92,7 @@ func TestClaimCache(t *testing.T) {
 // TestTinyLFUModel follows Caffeine's W-TinyLFU through the writes the claimsvc batch test makes:
 // 1,500 registrations into a fresh 1,000-entry cache, then 100 more.
 func TestTinyLFUModel(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	c := newClaimCache(24*time.Hour, 1000, CacheTinyLFU)
 	put := func(from, to int) {
@@ -142,6 +145,7 @@ func TestTinyLFUModel(t *testing.T) {
 }
 
 func TestFrequencySketchAges(t *testing.T) {
+	t.Parallel()
 	var s frequencySketch
 	s.increment("a")
 	if s.frequency("a") != 0 {
@@ -167,6 +171,7 @@ func TestFrequencySketchAges(t *testing.T) {
 }
 
 func TestSecretKeyIsEmptyOrEqual(t *testing.T) {
+	t.Parallel()
 	s := func(v string) *string { return &v }
 	cases := []struct {
 		req    string
@@ -184,6 +189,7 @@ func TestSecretKeyIsEmptyOrEqual(t *testing.T) {
 }
 
 func TestDecodeClaimData(t *testing.T) {
+	t.Parallel()
 	d, err := decodeClaimData([]byte(`{"secretKey":"k","expirationTime":"1640995200000"}`))
 	if err != nil || d.secret() != "k" || d.ExpirationTime != 1640995200000 {
 		t.Fatalf("got %+v %v", d, err)
@@ -203,19 +209,20 @@ func TestDecodeClaimData(t *testing.T) {
 }
 
 func TestJWT(t *testing.T) {
+	t.Parallel()
 	s := newJWTSigner()
 	now := time.Unix(1_800_000_000, 0)
 	tok := s.sign(jwtClaims{Sub: "u", Scopes: []string{authCustomerUser}, Iat: now.Unix(), Exp: now.Add(time.Hour).Unix()})
 	if c, err := s.parse(tok, now); err != nil || c.Sub != "u" {
 		t.Fatalf("parse: %+v %v", c, err)
 	}
-	if _, err := s.parse(tok, now.Add(time.Hour)); err != errJWTExpired {
+	if _, err := s.parse(tok, now.Add(time.Hour)); !errors.Is(err, errJWTExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := newJWTSigner().parse(tok, now); err != errJWTExpired {
+	if _, err := newJWTSigner().parse(tok, now); !errors.Is(err, errJWTExpired) {
 		t.Fatalf("foreign key: %v, want errJWTExpired (TB maps a bad signature to 'Token has expired')", err)
 	}
-	if _, err := s.parse("a.b", now); err != errJWTMalformed {
+	if _, err := s.parse("a.b", now); !errors.Is(err, errJWTMalformed) {
 		t.Fatalf("malformed: %v", err)
 	}
 }

@@ -67,11 +67,12 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 		return nil, err
 	}
 
-	mqttLn, err := net.Listen("tcp", cfg.MQTTAddr)
+	var lc net.ListenConfig
+	mqttLn, err := lc.Listen(ctx, "tcp", cfg.MQTTAddr)
 	if err != nil {
 		return nil, fmt.Errorf("tbemu: mqtt listen %s: %w", cfg.MQTTAddr, err)
 	}
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = mqttLn.Close()
 		return nil, fmt.Errorf("tbemu: http listen %s: %w", cfg.HTTPAddr, err)

@@ -81,8 +81,8 @@ func customerClaim(t *testing.T, e *Emulator, jwt, device, secret string) (int, 
 }
 
 func TestCacheTTLWithClock(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
-	jwt := login(t, e, "customerA@thingsboard.org", "customer")
 	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (docs/thingsboard.md §3.1).
 	httpClaim(t, e, "T1_TEST_TOKEN", `{"secretKey":"k","durationMs":172800000}`)
 	flush(t, e)
@@ -93,13 +93,14 @@ func TestCacheTTLWithClock(t *testing.T) {
 	if e.PendingClaim("Thermostat T1") {
 		t.Fatal("claim outlived the cache TTL")
 	}
-	jwt = login(t, e, "customerA@thingsboard.org", "customer") // the first JWT expired meanwhile
+	jwt := login(t, e, "customerA@thingsboard.org", "customer") // after the clock moved: a JWT issued earlier would have expired
 	if st, b := customerClaim(t, e, jwt, "Thermostat T1", "k"); st != 400 || b != `"FAILURE"` {
 		t.Fatalf("got %d %s, want 400 FAILURE", st, b)
 	}
 }
 
 func TestDefaultDuration(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true; c.ClaimDuration = time.Minute })
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
 	httpClaim(t, e, "T2_TEST_TOKEN", `{"secretKey":"k","durationMs":-1}`) // <= 0: the default
@@ -111,6 +112,7 @@ func TestDefaultDuration(t *testing.T) {
 }
 
 func TestAllowClaimingByDefaultFalse(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true; c.AllowClaimingByDefault = false })
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
@@ -150,6 +152,7 @@ func TestAllowClaimingByDefaultFalse(t *testing.T) {
 }
 
 func TestRegistrationIsAsynchronous(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.RegistrationDelay = 300 * time.Millisecond })
 	d, err := e.AddDevice("slow", "SLOW_DEVICE_TOKEN")
 	if err != nil {
@@ -168,6 +171,7 @@ func TestRegistrationIsAsynchronous(t *testing.T) {
 }
 
 func TestClaimsReceivedOverMQTT(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var hooked []ClaimEvent
 	e, _ := start(t, func(c *Config) {
@@ -205,6 +209,7 @@ func TestClaimsReceivedOverMQTT(t *testing.T) {
 // paho retries a refused CONNECT as MQTT 3.1, whose empty client id Netty's decoder rejects: the
 // connection is then closed without a CONNACK, as by ThingsBoard.)
 func TestPahoBadTokenNotAuthorized(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + e.MQTTAddr()).SetProtocolVersion(4).
 		SetUsername("NOPE").SetAutoReconnect(false).SetConnectRetry(false))
@@ -215,6 +220,7 @@ func TestPahoBadTokenNotAuthorized(t *testing.T) {
 }
 
 func TestGatewayWithCustomerCreatesClaimedDevices(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	jwt := login(t, e, "customerB@thingsboard.org", "customer")
@@ -244,6 +250,7 @@ func TestGatewayWithCustomerCreatesClaimedDevices(t *testing.T) {
 }
 
 func TestJWTExpiryAndAuthorizationHeader(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
 	jwt := login(t, e, "tenant@thingsboard.org", "tenant")
 	req, _ := http.NewRequest("GET", e.HTTPURL()+"/api/tenant/devices?deviceName=Thermostat%20T1", nil)
@@ -264,6 +271,7 @@ func TestJWTExpiryAndAuthorizationHeader(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	var buf syncbuf.Buffer
 	e, _ := start(t, func(c *Config) {
 		c.Demo = true
@@ -284,7 +292,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	_ = e.Close()
 	out := buf.String()
 	for _, secret := range []string{"RASPBERRY_PI_DEMO_TOKEN", "very-secret-value", "UNKNOWN_LONG_TOKEN_123", "ANOTHER_UNKNOWN_TOKEN", jwt} {
-		asBytes := strings.Trim(fmt.Sprint([]byte(secret)), "[]") // how a logged []byte looks
+		asBytes := strings.Trim(fmt.Sprint([]byte(secret)), "[]") //nolint:staticcheck // QF1010: the point is how a logged []byte looks
 		if strings.Contains(out, secret) || strings.Contains(out, asBytes) {
 			t.Errorf("log contains %q:\n%s", secret, out)
 		}
@@ -295,6 +303,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 }
 
 func TestCloseTwiceFreesPorts(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	mqttAddr, httpURL := e.MQTTAddr(), e.HTTPURL()
 	if err := e.Close(); err != nil {
@@ -313,6 +322,7 @@ func TestCloseTwiceFreesPorts(t *testing.T) {
 }
 
 func TestContextCancelCloses(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := DefaultConfig()
 	cfg.MQTTAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -335,6 +345,7 @@ func TestContextCancelCloses(t *testing.T) {
 }
 
 func TestStartFailsOnBusyPort(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

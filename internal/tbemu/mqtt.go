@@ -347,8 +347,8 @@ func checkJSONData(payload []byte) error {
 func (e *Emulator) deviceClaim(c *mqttConn, pk publishPacket, sp sessionProfile) bool {
 	var req claimRequest
 	var err error
-	switch {
-	case sp.payloadType == payloadProtobuf:
+	switch sp.payloadType {
+	case payloadProtobuf:
 		req, err = parseProtoClaim(pk.Payload)
 		if err != nil && sp.jsonCompat {
 			// BackwardCompatibilityAdaptor: PROTOBUF first, then JSON.

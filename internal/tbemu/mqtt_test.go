@@ -18,6 +18,7 @@ func claimTopicPayload(secret string) []byte {
 // TestOneSessionPerDevice: actors.session.max_concurrent_sessions_per_device (default 1) — a new
 // session of a device closes its oldest one (DeviceActorMessageProcessor).
 func TestOneSessionPerDevice(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	d, _ := e.AddDevice("sess", "SESSION_DEVICE_TOKEN")
 
@@ -55,6 +56,7 @@ func TestOneSessionPerDevice(t *testing.T) {
 }
 
 func TestMaxSessionsSetting(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.MaxSessionsPerDevice = 2 })
 	d, _ := e.AddDevice("two", "TWO_SESSIONS_TOKEN")
 	a := connectOK(t, e.MQTTAddr(), 4, d.Token)
@@ -83,6 +85,7 @@ func TestMaxSessionsSetting(t *testing.T) {
 // (AbstractGatewaySessionHandler), so with the default limit its claim closes the device's own
 // connection.
 func TestGatewaySessionTakesOverDevice(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	gw, _ := e.AddGatewayDevice("gw", "GATEWAY_SESSION_TOKEN")
 	d, _ := e.AddDevice("child", "CHILD_SESSION_TOKEN")
@@ -100,6 +103,7 @@ func TestGatewaySessionTakesOverDevice(t *testing.T) {
 // code (MqttTransportHandler.onValidateDeviceResponse, ReturnCodeResolver); a CONNECT Netty cannot
 // decode is closed without a CONNACK.
 func TestConnackCodes(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	addr := e.MQTTAddr()
 	cases := []struct {
@@ -178,6 +182,7 @@ func TestConnackCodes(t *testing.T) {
 // TestSubscribe: only ThingsBoard's downlink topics are granted; "#" and the claim topic are refused
 // (MqttTransportHandler.processSubscribe).
 func TestSubscribe(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	c := connectOK(t, e.MQTTAddr(), 4, "DHT11_DEMO_TOKEN")
 	c.subscribe(7, "#", topicDeviceClaim, "v1/devices/me/attributes", "v1/devices/me/rpc/request/+")
@@ -196,6 +201,7 @@ func TestSubscribe(t *testing.T) {
 // TestNothingIsRelayed: ThingsBoard is not a broker. A device's publishes and its will reach no
 // other client, even one subscribed to the same topic.
 func TestNothingIsRelayed(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	listener := connectOK(t, e.MQTTAddr(), 4, "DHT11_DEMO_TOKEN")
 	listener.subscribe(1, topicAttributes)
@@ -218,6 +224,7 @@ func TestNothingIsRelayed(t *testing.T) {
 // TestMQTT5Answers: unknown topic → PUBACK 0x90; a bad QoS 0 claim → DISCONNECT 0x99; a syntax
 // error at QoS 1 → PUBACK 0x99; a runtime error → DISCONNECT 0x8B; no properties anywhere.
 func TestMQTT5Answers(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	c := connectOK(t, e.MQTTAddr(), 5, "DHT11_DEMO_TOKEN")
 	c.publish("v2/c", claimTopicPayload("k"), 1, 1)
@@ -254,6 +261,7 @@ func TestMQTT5Answers(t *testing.T) {
 // TestGatewayTopicPrefix: MqttTransportHandler matches "v1/gateway" with startsWith, without a
 // slash.
 func TestGatewayTopicPrefix(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	c := connectOK(t, e.MQTTAddr(), 4, "DHT11_DEMO_TOKEN")
 	c.publish("v1/gatewayclaim", []byte(`{}`), 1, 1)
@@ -273,6 +281,7 @@ func TestGatewayTopicPrefix(t *testing.T) {
 }
 
 func TestDeviceProfiles(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	addr := e.MQTTAddr()
 	mk := func(p DeviceProfile, token string) DeviceInfo {
@@ -367,6 +376,7 @@ func TestDeviceProfiles(t *testing.T) {
 }
 
 func TestDeviceProfileREST(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	body := `{"name":"rest-proto","type":"DEFAULT","transportType":"MQTT","provisionType":"DISABLED",
@@ -411,6 +421,7 @@ func TestDeviceProfileREST(t *testing.T) {
 
 // TestIPBlocking: transport.rate_limits (DefaultTransportRateLimitService, IpFilter).
 func TestIPBlocking(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) {
 		c.Demo = true
 		c.IPLimitsEnabled = true
@@ -480,6 +491,7 @@ func TestIPBlocking(t *testing.T) {
 // .checkLimits): a message over the limit closes the connection without PUBACK; the session's open
 // and close count too; the HTTP device API answers 500.
 func TestDeviceRateLimit(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true; c.DeviceRateLimit = "4:60" })
 	c := connectOK(t, e.MQTTAddr(), 4, "DHT11_DEMO_TOKEN") // 1
 	for i := uint16(1); i <= 3; i++ {                      // 2, 3, 4
@@ -514,6 +526,7 @@ func TestDeviceRateLimit(t *testing.T) {
 }
 
 func TestRateLimitSyntax(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"x", "10", "10:0", "-1:5", ":", ","} {
 		if _, err := parseRateLimit(bad); err == nil {
 			t.Errorf("rate limit %q accepted", bad)
@@ -533,11 +546,14 @@ func TestRateLimitSyntax(t *testing.T) {
 }
 
 func TestBucketRefillsGreedily(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(0, 0)
 	l, _ := parseRateLimit("2:10")
 	b := newTokenBucket(l, t0)
-	if !b.tryConsume(t0) || !b.tryConsume(t0) || b.tryConsume(t0) {
-		t.Fatal("capacity 2 not enforced")
+	for i, want := range []bool{true, true, false} {
+		if got := b.tryConsume(t0); got != want {
+			t.Fatalf("token %d: %v, want %v (capacity 2)", i+1, got, want)
+		}
 	}
 	if b.tryConsume(t0.Add(4*time.Second)) || !b.tryConsume(t0.Add(5*time.Second)) {
 		t.Fatal("one token must come back after 5 s (2 per 10 s)")

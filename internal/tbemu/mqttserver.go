@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 )
@@ -145,7 +146,7 @@ func (s *mqttServer) openSession(ds *devSession) (evicted []*devSession, ok bool
 	if s.closed {
 		return nil, false
 	}
-	list := append(s.sessions[ds.deviceID], ds)
+	list := append(slices.Clip(s.sessions[ds.deviceID]), ds)
 	if limit > 0 && len(list) > limit {
 		evicted = append(evicted, list[:len(list)-limit]...)
 		list = append([]*devSession(nil), list[len(list)-limit:]...)

@@ -181,7 +181,7 @@ func decodeConnect(body []byte) (connectPacket, error) {
 	if c.Level, err = r.byte(); err != nil {
 		return c, err
 	}
-	if !(name == "MQIsdp" && c.Level == mqtt31) && !(name == "MQTT" && (c.Level == mqtt311 || c.Level == mqtt5)) {
+	if !knownProtocol(name, c.Level) {
 		return c, malformed("unknown protocol %q level %d", name, c.Level)
 	}
 	flags, err := r.byte()
@@ -235,6 +235,17 @@ func decodeConnect(body []byte) (connectPacket, error) {
 		c.Password = append([]byte{}, p...)
 	}
 	return c, nil
+}
+
+// knownProtocol is MqttVersion.fromProtocolNameAndLevel: MQIsdp/3, MQTT/4 or MQTT/5.
+func knownProtocol(name string, level byte) bool {
+	switch name {
+	case "MQIsdp":
+		return level == mqtt31
+	case "MQTT":
+		return level == mqtt311 || level == mqtt5
+	}
+	return false
 }
 
 // publishPacket is a decoded PUBLISH.

@@ -14,6 +14,7 @@ import (
 // database (devices, credentials, customers, users, profiles, attributes, API keys, the JWT key)
 // and starts with an empty claim cache, as ThingsBoard's Caffeine cache does after a restart.
 func TestDataDirRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	clock := NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := DefaultConfig()
@@ -101,6 +102,7 @@ func TestDataDirRestart(t *testing.T) {
 }
 
 func TestDataDirDamagedFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte("{not json"), 0o600); err != nil {
 		t.Fatal(err)
@@ -113,6 +115,7 @@ func TestDataDirDamagedFile(t *testing.T) {
 }
 
 func TestWriteFileAtomicReplaces(t *testing.T) {
+	t.Parallel()
 	p := filepath.Join(t.TempDir(), "f")
 	for _, s := range []string{"one", "two"} {
 		if err := writeFileAtomic(p, []byte(s)); err != nil {

@@ -1,6 +1,7 @@
 package tbemu
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -47,7 +48,7 @@ func (c *rawConn) subscribe(id uint16, filters ...string) { _ = c.Subscribe(id, 
 func (c *rawConn) next(wait time.Duration) (typ byte, body []byte, ok bool) {
 	c.t.Helper()
 	typ, body, err := c.Read(wait)
-	if err == tbtest.ErrNoPacket {
+	if errors.Is(err, tbtest.ErrNoPacket) {
 		c.t.Fatal("timeout waiting for a packet")
 	}
 	return typ, body, err == nil

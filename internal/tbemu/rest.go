@@ -67,9 +67,10 @@ func authHeader(r *http.Request) string {
 	return r.Header.Get("Authorization")
 }
 
-// authed wraps a handler with ThingsBoard's authentication filters (docs/thingsboard.md §4.1 rows 1,
-// 1a, 1b; §9): "ApiKey <value>" goes to ApiKeyTokenAuthenticationProcessingFilter, "Bearer <JWT>"
-// and a missing header to JwtTokenAuthenticationProcessingFilter.
+// authed wraps a handler with ThingsBoard's authentication filters (docs/thingsboard.md §4.1 rows
+// 1, 1a, 1b; docs/thingsboard.md §9): "ApiKey <value>" goes to
+// ApiKeyTokenAuthenticationProcessingFilter, "Bearer <JWT>" and a missing header to
+// JwtTokenAuthenticationProcessingFilter.
 func (e *Emulator) authed(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		hdr := authHeader(r)

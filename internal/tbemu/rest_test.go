@@ -54,6 +54,7 @@ func wantTBError(t *testing.T, st int, b []byte, status, code int, msgPart strin
 // §5): find the device by name, write claimingData (object or string), poll the device for its
 // customer, delete the attribute.
 func TestRESTForClaimsvc(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
@@ -132,6 +133,7 @@ func itoa(n int64) string {
 
 // TestJWTRefresh: an expired access token is 401 errorCode 11, the refresh token gets a new pair.
 func TestJWTRefresh(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, nil)
 	st, b := call(t, "POST", e.HTTPURL()+"/api/auth/login", "", `{"username":"tenant@thingsboard.org","password":"tenant"}`)
 	var pair jwtPair
@@ -159,6 +161,7 @@ func TestJWTRefresh(t *testing.T) {
 // TestClaimBodyMustBeJSON: the customer claim's @RequestBody is read by Jackson only; other bodies
 // are refused before the claim runs (500 errorCode 2 through BaseController), never a SUCCESS.
 func TestClaimBodyMustBeJSON(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
@@ -196,17 +199,18 @@ func TestClaimBodyMustBeJSON(t *testing.T) {
 }
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
 	base := e.HTTPURL()
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
-	st, b := call(t, "GET", base+"/api/auth/user", tenant, "")
+	_, b := call(t, "GET", base+"/api/auth/user", tenant, "")
 	var me struct {
 		ID entityID `json:"id"`
 	}
 	mustJSON(t, b, &me)
 
 	// POST /api/apiKey as the tenant administrator; the value comes back once.
-	st, b = call(t, "POST", base+"/api/apiKey", tenant, `{"userId":{"entityType":"USER","id":"`+me.ID.ID+`"},"description":"claimsvc","enabled":true}`)
+	st, b := call(t, "POST", base+"/api/apiKey", tenant, `{"userId":{"entityType":"USER","id":"`+me.ID.ID+`"},"description":"claimsvc","enabled":true}`)
 	var key struct {
 		ID    entityID `json:"id"`
 		Value string   `json:"value"`

@@ -15,6 +15,7 @@ import (
 // (so the restart scenario can restart it), IP blocking and a device rate limit switched on, and a
 // smaller claim cache so the cache scenario stays quick.
 func TestEmulator(t *testing.T) {
+	t.Parallel()
 	clock := tbemu.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := tbemu.DefaultConfig()
 	cfg.MQTTAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"

@@ -2,6 +2,7 @@ package tbtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -54,7 +55,8 @@ func DialRaw(addr string, o RawOptions) (*RawMQTT, []byte, error) {
 	if o.Version == 0 {
 		o.Version = 4
 	}
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -211,7 +213,7 @@ func (c *RawMQTT) ExpectClosed(wait time.Duration, reason byte) error {
 	typ, body, err := c.Read(wait)
 	if c.version == 5 && reason != 0 {
 		if err != nil || typ != PktDisconnect || len(body) < 1 || body[0] != reason {
-			return fmt.Errorf("want DISCONNECT %#x, got packet %d %x (%v)", reason, typ, body, err)
+			return fmt.Errorf("want DISCONNECT %#x, got packet %d %x: %w", reason, typ, body, err)
 		}
 		typ, body, err = c.Read(wait)
 	}

@@ -58,6 +58,7 @@ const howToRun = `TestRealThingsBoard needs a real ThingsBoard. Either
 // CLAIMSVC_TB_URL, or a thingsboard/tb-postgres container when CLAIMSVC_TB_DOCKER=1. Where the
 // real ThingsBoard and the emulator disagree, the real one is right: fix tbemu and docs/thingsboard.md.
 func TestRealThingsBoard(t *testing.T) {
+	t.Parallel()
 	var target Target
 	switch {
 	case os.Getenv(envTBURL) != "":

@@ -3,6 +3,7 @@ package tbtest
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -307,7 +308,7 @@ func (s *suite) testDeviceRateLimit(t *testing.T) {
 		switch {
 		case err == nil && typ == PktPuback:
 			acks++
-		case err == ErrClosed:
+		case errors.Is(err, ErrClosed):
 			closed = true
 		default:
 			t.Fatalf("publish %d: packet %d %v", i, typ, err)
