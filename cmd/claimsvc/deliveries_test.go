@@ -257,3 +257,107 @@ func TestRESTOutageDelaysAndLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// ThingsBoard restarts between the factory's claim and the customer's: the
+// claim cache is gone, the database is not. An attribute claim survives; a
+// device-side claim does not (which is why attribute exists).
+func TestAttributeClaimSurvivesAThingsBoardRestart(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	mqttAddr, httpAddr := freeAddr(t), freeAddr(t)
+	start := func() *tbemu.Emulator {
+		cfg := tbemu.DefaultConfig()
+		cfg.Demo, cfg.DataDir, cfg.MQTTAddr, cfg.HTTPAddr = true, dir, mqttAddr, httpAddr
+		emu, err := tbemu.Start(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return emu
+	}
+	emu := start()
+	svc := startService(t, tbEnv(t, emu))
+	status, attr := svc.post(t, "/devices/claim", map[string]string{"X-Device-Token": "DHT11_DEMO_TOKEN", "Prefer": "wait=5"},
+		claimBody("survives-1", "attribute", "DHT11 Demo Device", 7*24*3600*1000))
+	if status != 200 || attr["status"] != "delivered" {
+		t.Fatalf("attribute claim: %d %v", status, attr)
+	}
+	status, dev := svc.post(t, "/devices/claim", map[string]string{"X-Device-Token": "RASPBERRY_PI_DEMO_TOKEN", "Prefer": "wait=5"},
+		claimBody("lost-1", "mqtt", "Raspberry Pi Demo Device", 3600*1000))
+	if status != 200 || dev["status"] != "delivered" {
+		t.Fatalf("mqtt claim: %d %v", status, dev)
+	}
+	if err := emu.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := emu.Close(); err != nil {
+		t.Fatal(err)
+	}
+	emu = start() // the same data dir: devices, users, attributes; an empty claim cache
+	t.Cleanup(func() { _ = emu.Close() })
+	cust := customerOf(t, emu)
+	if code, body := cust.claim("Raspberry Pi Demo Device", "lost-1"); code != 400 || body != `"FAILURE"` {
+		t.Fatalf("the device-side claim after a restart: %d %s (ThingsBoard forgets its claim cache)", code, body)
+	}
+	if code, body := cust.claim("DHT11 Demo Device", "survives-1"); code != 200 || !strings.Contains(body, "SUCCESS") {
+		t.Fatalf("the attribute claim after a restart: %d %s", code, body)
+	}
+	svc.waitStatus(t, attr["id"].(string), "claimed", 2*pollInterval+time.Second)
+}
+
+// 1,500 devices in one factory run: as attribute claims every one is
+// claimable; as mqtt claims, ThingsBoard's 1,000-entry claim cache keeps
+// only 1,000 of them. The test shows the difference.
+func TestBatchOf1500AttributeVersusMQTT(t *testing.T) {
+	t.Parallel()
+	const n = 1500
+	emu := startEmulator(t, "127.0.0.1:0") // ThingsBoard's default claim cache: 1,000 entries
+	env := tbEnv(t, emu)
+	env["CLAIMSVC_TB_POLL_INTERVAL"] = "1h" // no need to track here
+	svc := startService(t, env)
+	claimable := map[string]int{}
+	for _, delivery := range []string{"attribute", "mqtt"} {
+		items := make([]map[string]any, n)
+		for i := range n {
+			name := fmt.Sprintf("line-%s-%04d", delivery, i)
+			token := fmt.Sprintf("TOKEN_%s_%04d", strings.ToUpper(delivery), i)
+			if _, err := emu.AddDevice(name, token); err != nil {
+				t.Fatal(err)
+			}
+			items[i] = map[string]any{"token": token, "secretKey": "s-" + name, "delivery": delivery, "deviceName": name,
+				"durationMs": 3600 * 1000}
+		}
+		var ids []string
+		for from := 0; from < n; from += 1000 { // 1,000 claims per batch at most
+			body, _ := json.Marshal(items[from:min(from+1000, n)])
+			status, v := svc.post(t, "/claims:batch", nil, string(body))
+			if status != 200 || v["created"] != float64(min(1000, n-from)) {
+				t.Fatalf("%s batch: %d created %v failed %v", delivery, status, v["created"], v["failed"])
+			}
+			for _, r := range v["results"].([]any) {
+				ids = append(ids, r.(map[string]any)["claim"].(map[string]any)["id"].(string))
+			}
+		}
+		deadline := time.Now().Add(90 * time.Second)
+		for _, id := range ids {
+			svc.waitStatus(t, id, "delivered", time.Until(deadline))
+		}
+		if err := emu.Flush(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		cust := customerOf(t, emu)
+		for i := range n {
+			name := fmt.Sprintf("line-%s-%04d", delivery, i)
+			if code, _ := cust.claim(name, "s-"+name); code == 200 {
+				claimable[delivery]++
+			}
+		}
+	}
+	t.Logf("claimable by a customer: attribute %d of %d, mqtt %d of %d (claim cache: 1,000 entries)",
+		claimable["attribute"], n, claimable["mqtt"], n)
+	if claimable["attribute"] != n {
+		t.Fatalf("attribute: %d of %d claimable", claimable["attribute"], n)
+	}
+	if claimable["mqtt"] > 1000 {
+		t.Fatalf("mqtt: %d of %d claimable, but ThingsBoard's claim cache holds 1,000", claimable["mqtt"], n)
+	}
+}

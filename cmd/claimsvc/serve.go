@@ -37,9 +37,9 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the database and, unless told not to, migrates it.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, sealer *seal.Sealer) (*store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, sealer *seal.Sealer, opts ...store.Option) (*store.Store, error) {
 	st, err := store.Open(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), sealer,
-		store.WithGroupCommit(store.GroupCommit{Committers: cfg.IntakeCommitters, MaxBatch: cfg.IntakeBatch}))
+		append(opts, store.WithGroupCommit(store.GroupCommit{Committers: cfg.IntakeCommitters, MaxBatch: cfg.IntakeBatch}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -99,9 +99,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 		defer emu.Close()
 		mqttURL = "tcp://" + emu.MQTTAddr()
-		// ThingsBoard's public demo tenant administrator (docs/thingsboard.md §5).
-		cfg.TB = config.ThingsBoard{URL: emu.HTTPURL(), Username: "tenant@thingsboard.org", Password: "tenant",
-			PollInterval: cfg.TB.PollInterval}
+		// An API key of the demo tenant administrator, made by the emulator
+		// at start (ThingsBoard 4.3+ style; never logged).
+		cfg.TB = config.ThingsBoard{URL: emu.HTTPURL(), APIKey: emu.DemoAPIKey(), PollInterval: cfg.TB.PollInterval}
 		if !cfg.Given("tb-poll-interval") {
 			cfg.TB.PollInterval = 2 * time.Second // the walk-through shows "claimed" within seconds
 		}
@@ -116,7 +116,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return err
 	}
 
-	st, err := openStore(ctx, cfg, log, sealer)
+	m := metrics.New()
+	st, err := openStore(ctx, cfg, log, sealer, store.WithSuperseded(func(n int) {
+		m.Transitions.WithLabelValues(string(claim.StatusSuperseded)).Add(float64(n))
+	}))
 	if err != nil {
 		return err
 	}
@@ -132,7 +135,6 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if floor := cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second; leaseFor < floor {
 		return fmt.Errorf("CLAIMSVC_LEASE_DURATION %s: must exceed one attempt (connect + ack timeouts + 1s = %s)", leaseFor, floor)
 	}
-	m := metrics.New()
 	board := health.New(func(name string, up bool) {
 		v := 0.0
 		if up {

@@ -279,6 +279,9 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
 		return fmt.Errorf("inserted %d claims of %d", len(created), ins.n())
 	}
+	if len(sup.old) > 0 {
+		s.superseded(len(sup.old))
+	}
 	for _, id := range sup.old { // replaced by a later request of this group
 		if c, ok := created[id]; ok {
 			c.Status, c.NextAttemptAt = claim.StatusSuperseded, nil
