@@ -32,7 +32,8 @@ type Prior struct {
 // delivered less than hold before now (ThingsBoard keeps the first claim and
 // silently ignores a new one while it is cached, docs/thingsboard.md §3.1);
 // or it is an attribute claim delivered and not yet expired (ThingsBoard
-// reads a cached device-side claim before the attribute, §3.2, so the two
+// reads a cached device-side claim before the attribute, docs/thingsboard.md
+// §3.2, so the two
 // would compete).
 func (p Prior) Live(now time.Time, hold time.Duration) bool {
 	switch p.Status {
