@@ -301,7 +301,7 @@ func (s *server) claimEvents(w http.ResponseWriter, r *http.Request) {
 func (s *server) listClaims(w http.ResponseWriter, r *http.Request) {
 	status := claim.Status(r.URL.Query().Get("status"))
 	if status != "" && !status.Valid() {
-		writeError(w, r, s.log, invalidField("status", "must be one of pending, delivered, rejected, failed, cancelled"))
+		writeError(w, r, s.log, invalidField("status", "must be one of "+statusList()))
 		return
 	}
 	limit, err := limitParam(r, 50, 500)
@@ -368,4 +368,13 @@ func forceParam(r *http.Request) (bool, error) {
 		return false, invalidField("force", "must be true or false")
 	}
 	return b, nil
+}
+
+// statusList names every claim status, for messages.
+func statusList() string {
+	names := make([]string, len(claim.Statuses))
+	for i, st := range claim.Statuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }
