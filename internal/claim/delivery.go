@@ -19,6 +19,9 @@ type Job struct {
 	SecretKey    *Secret
 	DurationMs   *int64
 	Attempt      int // 1 for the first attempt
+	// Refusals counts the attempts in a row that ThingsBoard answered but
+	// refused (FailRefused), unbroken by any other kind of answer.
+	Refusals     int
 	CreatedAt    time.Time
 	PendingSince time.Time
 }
@@ -44,15 +47,23 @@ const (
 	// credentials (401/403): an operator's problem, not the claim's, so the
 	// claim is retried, and the service reports it (metric, log, readiness).
 	FailUnauthorized FailureKind = "unauthorized"
+	// FailRefused: ThingsBoard answered but refused this claim in a way
+	// that a device profile explains when it repeats (MQTT CONNACK 3, or the
+	// connection closed before PUBACK: docs/thingsboard.md §9). Retried
+	// with backoff; the dispatcher gives up early when it keeps happening
+	// while ThingsBoard takes other claims.
+	FailRefused FailureKind = "refused"
 	// FailTransient: anything else; retried with backoff.
 	FailTransient FailureKind = "transient"
 )
 
-// DeliveryError is a failed attempt with its kind. Its text never holds a
-// token or a secret.
+// DeliveryError is a failed attempt with its kind and, where the sender
+// knows one, a short reason code (such as "connack_3"; a bounded set, used as
+// a metric label). Its text never holds a token or a secret.
 type DeliveryError struct {
-	Kind FailureKind
-	Err  error
+	Kind   FailureKind
+	Reason string
+	Err    error
 }
 
 func (e *DeliveryError) Error() string { return e.Err.Error() }
@@ -60,6 +71,21 @@ func (e *DeliveryError) Unwrap() error { return e.Err }
 
 // Failure wraps err as a DeliveryError of kind k.
 func Failure(k FailureKind, err error) error { return &DeliveryError{Kind: k, Err: err} }
+
+// FailureFor wraps err as a DeliveryError of kind k with a reason code.
+func FailureFor(k FailureKind, reason string, err error) error {
+	return &DeliveryError{Kind: k, Reason: reason, Err: err}
+}
+
+// ReasonOf returns the reason code of a failed attempt's error: its
+// DeliveryError's reason, else its kind.
+func ReasonOf(err error) string {
+	var de *DeliveryError
+	if errors.As(err, &de) && de.Reason != "" {
+		return de.Reason
+	}
+	return string(KindOf(err))
+}
 
 // KindOf returns the kind of a failed attempt's error: the kind of the
 // DeliveryError it wraps, or FailTransient.

@@ -62,6 +62,7 @@ type Config struct {
 	BackoffMax    time.Duration // retry delay cap [5m]
 	ProbeInterval time.Duration // while the broker is unreachable, probe it this often [1s]
 	MaxPendingAge time.Duration // give up (failed) after this long pending [168h]
+	MaxRefusals   int           // give up after this many refusals in a row while other claims get through [5]
 	ShutdownGrace time.Duration // in-flight attempts may finish within this at shutdown [10s]
 	// Health receives what attempts show of ThingsBoard's MQTT transport and
 	// REST API [a board of its own].
@@ -82,6 +83,9 @@ func (c *Config) defaults() {
 		c.LeaseAhead = c.Workers
 	case c.LeaseAhead < 0:
 		c.LeaseAhead = 0
+	}
+	if c.MaxRefusals <= 0 {
+		c.MaxRefusals = 5
 	}
 	if c.ReportBatch <= 0 {
 		c.ReportBatch = 64
@@ -113,6 +117,9 @@ type Dispatcher struct {
 	// unreachable is signalled after a retry for "broker unreachable" is
 	// stored; watchBroker then probes until the broker answers.
 	unreachable chan struct{}
+
+	mu            sync.Mutex
+	lastDelivered map[claim.Delivery]time.Time // when ThingsBoard last took a claim, by delivery
 }
 
 // New returns a Dispatcher. onFinal may be nil.
@@ -122,7 +129,7 @@ func New(st Store, senders Senders, cfg Config, log *slog.Logger, m *metrics.Met
 		onFinal = func(uuid.UUID) {}
 	}
 	return &Dispatcher{store: st, senders: senders, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
-		wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1)}
+		wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1), lastDelivered: map[claim.Delivery]time.Time{}}
 }
 
 // Wake asks the dispatcher to look for due claims now.
@@ -290,7 +297,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 		log.Info("claim delivered", "latency", time.Since(job.CreatedAt).Round(time.Millisecond))
 	case claim.KindOf(err) == claim.FailRejected:
 		out, landed = claim.OutcomeOf(job, claim.OutcomeRejected, err, 0), final
-		log.Warn("claim rejected: ThingsBoard does not know this device token", "err", err)
+		log.Warn("claim rejected by ThingsBoard for good", "err", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		log.Info("attempt cut short by shutdown; releasing the claim")
 		d.metrics.AttemptDuration.WithLabelValues("released").Observe(time.Since(start).Seconds())
@@ -298,11 +305,16 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 		return
 	default:
 		age := time.Since(job.PendingSince)
-		if age >= d.cfg.MaxPendingAge {
+		refused := d.refusedForGood(job, err)
+		switch {
+		case age >= d.cfg.MaxPendingAge:
 			gaveUp := fmt.Errorf("still undelivered after %s; last error: %w", d.cfg.MaxPendingAge, err)
 			out, landed = claim.OutcomeOf(job, claim.OutcomeFailed, gaveUp, 0), final
 			log.Error("claim failed: giving up", "err", err, "pending_for", age.Round(time.Second))
-		} else {
+		case refused != nil:
+			out, landed = claim.OutcomeOf(job, claim.OutcomeFailed, refused, 0), final
+			log.Error("claim failed: ThingsBoard keeps refusing it while it takes other claims", "err", refused)
+		default:
 			next := min(Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax), d.cfg.MaxPendingAge-age)
 			out = claim.OutcomeOf(job, claim.OutcomeRetry, err, next)
 			if claim.KindOf(err) == claim.FailUnreachable {
@@ -311,10 +323,51 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
 		}
 	}
+	if err != nil {
+		d.metrics.DeliveryFailures.WithLabelValues(string(job.Delivery), claim.ReasonOf(err)).Inc()
+	} else {
+		d.sawDelivered(job.Delivery)
+	}
 	d.sawDependency(job.Delivery, err)
 	d.metrics.AttemptDuration.WithLabelValues(string(out.Kind)).Observe(time.Since(start).Seconds())
 	d.metrics.Deliveries.WithLabelValues(string(out.Kind)).Inc()
 	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
+}
+
+// refusedForGood returns why job should fail now rather than be retried:
+// ThingsBoard refused it (claim.FailRefused) MaxRefusals times in a row
+// while it delivered other claims of the same delivery in the last
+// BackoffMax×2, which a device profile explains (docs/thingsboard.md §9). Nil
+// when the claim is to be retried: a refusal while nothing else gets through
+// may be ThingsBoard being overloaded.
+func (d *Dispatcher) refusedForGood(job claim.Job, err error) error {
+	if claim.KindOf(err) != claim.FailRefused || job.Refusals+1 < d.cfg.MaxRefusals {
+		return nil
+	}
+	d.mu.Lock()
+	last := d.lastDelivered[job.Delivery]
+	d.mu.Unlock()
+	if time.Since(last) > 2*d.cfg.BackoffMax {
+		return nil
+	}
+	why := "ThingsBoard keeps refusing this device's claims while it takes other devices' claims"
+	switch claim.ReasonOf(err) {
+	case "connack_3":
+		why = "CONNACK 3 (server unavailable) for this device while others connect: its device profile does not allow MQTT " +
+			"(its transport type is not MQTT or DEFAULT)"
+	case "closed_before_puback":
+		why = "ThingsBoard closes the connection on this device's claim while it acknowledges others: its device profile " +
+			"does not take JSON claims over MQTT (payload type PROTOBUF), or a device rate limit keeps refusing it"
+	}
+	return fmt.Errorf("refused %d times in a row: %s. Fix the device's profile in ThingsBoard and retry the claim "+
+		"(POST /claims/{id}/retry), or claim it with delivery http or attribute; last error: %w", job.Refusals+1, why, err)
+}
+
+// sawDelivered notes that ThingsBoard took a claim of this delivery.
+func (d *Dispatcher) sawDelivered(delivery claim.Delivery) {
+	d.mu.Lock()
+	d.lastDelivered[delivery] = time.Now()
+	d.mu.Unlock()
 }
 
 // sawDependency reports what an attempt of delivery showed of the ThingsBoard
@@ -381,7 +434,11 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 				return
 			case <-time.After(d.cfg.ProbeInterval):
 			}
-			up = p.Probe(ctx) == nil
+			err := p.Probe(ctx)
+			up = claim.KindOf(err) != claim.FailUnreachable
+			if err != nil && up {
+				d.log.Error("the broker answers, but refuses the probe's device", "err", err)
+			}
 		}
 		d.cfg.Health.Set(health.MQTT, true, "")
 		select { // failures stored until now are covered by this expedite

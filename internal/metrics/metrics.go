@@ -15,18 +15,19 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	ClaimsAccepted  *prometheus.CounterVec   // outcome: created, replayed, conflict, invalid, unavailable, error
-	Deliveries      *prometheus.CounterVec   // outcome: delivered, rejected, retry, failed, released
-	DeliveryLatency prometheus.Histogram     // accepted → PUBACK
-	AttemptDuration *prometheus.HistogramVec // one MQTT attempt, by outcome
-	InFlight        prometheus.Gauge         // MQTT attempts under way
-	Pending         prometheus.Gauge         // pending claims in the database
-	OldestPending   prometheus.Gauge         // age of the oldest pending claim, seconds
-	HTTPDuration    *prometheus.HistogramVec // route (pattern), method, code
-	Transitions     *prometheus.CounterVec   // to: claimed, expired, superseded, cancelled (after delivery)
-	DependencyUp    *prometheus.GaugeVec     // dependency: database, mqtt, thingsboard_rest
-	BrokerUp        prometheus.Gauge         // ThingsBoard's MQTT transport answers
-	TBRequests      *prometheus.CounterVec   // op, outcome: ThingsBoard REST and HTTP device API requests
+	ClaimsAccepted   *prometheus.CounterVec   // outcome: created, replayed, conflict, invalid, unavailable, error
+	Deliveries       *prometheus.CounterVec   // outcome: delivered, rejected, retry, failed, released
+	DeliveryLatency  prometheus.Histogram     // accepted → PUBACK
+	AttemptDuration  *prometheus.HistogramVec // one MQTT attempt, by outcome
+	InFlight         prometheus.Gauge         // MQTT attempts under way
+	Pending          prometheus.Gauge         // pending claims in the database
+	OldestPending    prometheus.Gauge         // age of the oldest pending claim, seconds
+	HTTPDuration     *prometheus.HistogramVec // route (pattern), method, code
+	Transitions      *prometheus.CounterVec   // to: claimed, expired, superseded, cancelled (after delivery)
+	DependencyUp     *prometheus.GaugeVec     // dependency: database, mqtt, thingsboard_rest
+	BrokerUp         prometheus.Gauge         // ThingsBoard's MQTT transport answers
+	TBRequests       *prometheus.CounterVec   // op, outcome: ThingsBoard REST and HTTP device API requests
+	DeliveryFailures *prometheus.CounterVec   // delivery, reason: why attempts failed
 }
 
 // New registers claimsvc's metrics, plus Go and process collectors, on a new
@@ -87,9 +88,13 @@ func New() *Metrics {
 			Help: "Requests to ThingsBoard's REST API and HTTP device API by operation and outcome (ok, not_found, client_error, server_error, unauthorized, unreachable).",
 		}, []string{"op", "outcome"}),
 	}
+	m.DeliveryFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "claimsvc_delivery_failures_total",
+		Help: "Failed delivery attempts by delivery and reason: unreachable, connack_1…5, closed_before_puback, puback_timeout, unauthorized, transient, …",
+	}, []string{"delivery", "reason"})
 	m.BrokerUp.Set(1)
 	r.MustRegister(m.ClaimsAccepted, m.Deliveries, m.DeliveryLatency, m.AttemptDuration, m.InFlight,
-		m.Pending, m.OldestPending, m.HTTPDuration, m.Transitions, m.DependencyUp, m.BrokerUp, m.TBRequests,
+		m.Pending, m.OldestPending, m.HTTPDuration, m.Transitions, m.DependencyUp, m.BrokerUp, m.TBRequests, m.DeliveryFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -32,15 +33,23 @@ type Config struct {
 	CAFile         string        // PEM bundle to trust for ssl:// (empty: system roots)
 	ConnectTimeout time.Duration // until CONNACK (default 10 s)
 	AckTimeout     time.Duration // from PUBLISH until PUBACK (default 10 s)
+	// ProbeToken, when set, is the access token of a device kept for the
+	// probe: Probe then logs in with it and expects CONNACK 0. Empty: Probe
+	// only opens a connection (and TLS), and never logs in, so it never
+	// counts as a wrong credential against claimsvc's address (ThingsBoard's
+	// per-IP blocking, docs/thingsboard.md §9).
+	ProbeToken claim.Token
 }
 
 // Publisher sends claims. It holds no connection between attempts and is safe
 // for concurrent use; callers bound the concurrency.
 type Publisher struct {
 	broker         string
+	address        string // host:port, for the probe
 	tls            *tls.Config
 	connectTimeout time.Duration
 	ackTimeout     time.Duration
+	probeToken     claim.Token
 }
 
 // New checks cfg and returns a Publisher.
@@ -52,7 +61,7 @@ func New(cfg Config) (*Publisher, error) {
 	if u.User != nil {
 		return nil, errors.New("MQTT URL: must not carry credentials: the username is each device's token")
 	}
-	p := &Publisher{connectTimeout: cfg.ConnectTimeout, ackTimeout: cfg.AckTimeout}
+	p := &Publisher{connectTimeout: cfg.ConnectTimeout, ackTimeout: cfg.AckTimeout, probeToken: cfg.ProbeToken}
 	if p.connectTimeout <= 0 {
 		p.connectTimeout = 10 * time.Second
 	}
@@ -89,7 +98,7 @@ func New(cfg Config) (*Publisher, error) {
 		}
 		u.Host = u.Host + ":" + port
 	}
-	p.broker = u.Scheme + "://" + u.Host
+	p.broker, p.address = u.Scheme+"://"+u.Host, u.Host
 	return p, nil
 }
 
@@ -131,26 +140,29 @@ func (p *Publisher) Send(ctx context.Context, j claim.Job) (claim.Receipt, error
 }
 
 // Publish connects as the device, publishes payload at QoS 1 and returns once
-// the broker's PUBACK arrives. An error carries its kind (claim.KindOf):
-// claim.FailRejected for CONNACK 4/5 (do not retry), claim.FailUnreachable
-// when no CONNACK came back, claim.FailTransient otherwise. Errors never
-// contain the token.
+// the broker's PUBACK arrives. An error carries its kind (claim.KindOf) and a
+// reason (claim.ReasonOf):
+//   - claim.FailUnreachable ("unreachable"): no CONNACK came back;
+//   - claim.FailRejected ("connack_4", "connack_5"): ThingsBoard does not know
+//     the token; do not retry;
+//   - claim.FailRefused ("connack_3", "closed_before_puback"): ThingsBoard
+//     answered but refused this claim, which a device profile explains when
+//     it repeats (docs/thingsboard.md §9);
+//   - claim.FailTransient ("connack_1", "connack_2", "puback_timeout", …).
+//
+// Errors never contain the token.
 func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.Token, payload []byte) error {
-	opts := paho.NewClientOptions().
-		AddBroker(p.broker).
-		SetClientID(clientID).
-		SetUsername(string(token)).
-		SetProtocolVersion(4). // else a refused CONNECT is retried as MQTT 3.1
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetConnectTimeout(p.connectTimeout).
+	lost := make(chan error, 1)
+	opts := p.options(clientID, token).
 		SetWriteTimeout(p.ackTimeout).
 		SetKeepAlive(30 * time.Second).
-		SetOrderMatters(false)
-	if p.tls != nil {
-		opts.SetTLSConfig(p.tls)
-	}
+		SetOrderMatters(false).
+		SetConnectionLostHandler(func(_ paho.Client, err error) {
+			select {
+			case lost <- err:
+			default:
+			}
+		})
 	c := paho.NewClient(opts)
 
 	if err := connect(ctx, c, p.connectTimeout); err != nil {
@@ -159,18 +171,52 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 	defer c.Disconnect(250)
 
 	pt := c.Publish(ClaimTopic, 1, false, payload)
-	if err := wait(ctx, pt, p.ackTimeout, "waiting for PUBACK"); err != nil {
-		return claim.Failure(claim.FailTransient, err)
+	timer := time.NewTimer(p.ackTimeout)
+	defer timer.Stop()
+	select {
+	case <-pt.Done():
+	case err := <-lost:
+		// ThingsBoard closes the connection without PUBACK when the device's
+		// profile cannot take the claim (PROTOBUF payloads, a rate limit), and
+		// closes a device's older session when a new one opens: the device
+		// may have come back online and taken over.
+		return claim.FailureFor(claim.FailRefused, "closed_before_puback", fmt.Errorf(
+			"ThingsBoard closed the connection before PUBACK (%v): the device's profile may not take JSON claims over MQTT, "+
+				"a rate limit may apply, or the device itself came online and took over its one session", err))
+	case <-ctx.Done():
+		return claim.FailureFor(claim.FailTransient, "canceled", fmt.Errorf("waiting for PUBACK: %w", ctx.Err()))
+	case <-timer.C:
+		return claim.FailureFor(claim.FailTransient, "puback_timeout", fmt.Errorf("waiting for PUBACK: timed out after %s", p.ackTimeout))
 	}
 	if err := pt.Error(); err != nil {
-		return claim.Failure(claim.FailTransient, fmt.Errorf("publish: %w", err))
+		return claim.FailureFor(claim.FailRefused, "closed_before_puback", fmt.Errorf("publish: %w", err))
 	}
 	return nil
 }
 
+// options are the client options of every connection: MQTT 3.1.1 (else a
+// refused CONNECT is retried as MQTT 3.1), a clean session, and none of
+// paho's reconnect or retry loops.
+func (p *Publisher) options(clientID string, username claim.Token) *paho.ClientOptions {
+	opts := paho.NewClientOptions().
+		AddBroker(p.broker).
+		SetClientID(clientID).
+		SetUsername(string(username)).
+		SetProtocolVersion(4).
+		SetCleanSession(true).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
+		SetConnectTimeout(p.connectTimeout)
+	if p.tls != nil {
+		opts.SetTLSConfig(p.tls)
+	}
+	return opts
+}
+
 // connect opens c's connection. Without a CONNACK the error is a
 // claim.FailUnreachable failure; a refusing CONNACK is a *ConnackError of
-// kind claim.FailRejected (4, 5) or claim.FailTransient (other codes).
+// kind claim.FailRejected (4, 5), claim.FailRefused (3) or
+// claim.FailTransient (1, 2).
 func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
 	ct := c.Connect()
 	if err := wait(ctx, ct, timeout+time.Second, "connect"); err != nil {
@@ -184,11 +230,15 @@ func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
 	if err := ct.Error(); err != nil {
 		// Codes above 5 are paho's own (0xFE network error, 0xFF protocol
 		// violation): no CONNACK was read.
-		switch rc := ct.(*paho.ConnectToken).ReturnCode(); {
+		rc := ct.(*paho.ConnectToken).ReturnCode()
+		reason := fmt.Sprintf("connack_%d", rc)
+		switch {
 		case rc == 4 || rc == 5:
-			return claim.Failure(claim.FailRejected, &ConnackError{ReturnCode: rc})
-		case rc >= 1 && rc <= 3:
-			return claim.Failure(claim.FailTransient, &ConnackError{ReturnCode: rc})
+			return claim.FailureFor(claim.FailRejected, reason, &ConnackError{ReturnCode: rc})
+		case rc == 3:
+			return claim.FailureFor(claim.FailRefused, reason, &ConnackError{ReturnCode: rc})
+		case rc >= 1 && rc <= 2:
+			return claim.FailureFor(claim.FailTransient, reason, &ConnackError{ReturnCode: rc})
 		}
 		return unreachable(fmt.Errorf("connect: %w", err))
 	}
@@ -200,32 +250,38 @@ func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
 // itself, so the dispatcher sends such claims again as soon as Probe
 // succeeds.
 func unreachable(err error) error {
-	return claim.Failure(claim.FailUnreachable, fmt.Errorf("broker unreachable: %w", err))
+	return claim.FailureFor(claim.FailUnreachable, "unreachable", fmt.Errorf("broker unreachable: %w", err))
 }
 
-// Probe checks that the broker answers MQTT: it connects with a probe
-// identity (no device token) and disconnects. Any CONNACK, even a refusal
-// (ThingsBoard answers 4 or 5 to an unknown user), means the broker is up.
+// Probe checks that the broker answers, without logging in as anyone who
+// does not exist: by default it opens a TCP connection (and the TLS
+// handshake, for ssl://) and closes it, which ThingsBoard does not count as a
+// wrong credential; with a ProbeToken it logs in as that device. A
+// claim.FailUnreachable error means the broker does not answer; any other
+// error means it answered but refused the probe's device (fix ProbeToken).
 func (p *Publisher) Probe(ctx context.Context) error {
-	opts := paho.NewClientOptions().
-		AddBroker(p.broker).
-		SetClientID("claimsvc-probe-" + strconv.FormatInt(time.Now().UnixNano(), 36)).
-		SetUsername("claimsvc-probe").
-		SetProtocolVersion(4).
-		SetCleanSession(true).
-		SetAutoReconnect(false).
-		SetConnectRetry(false).
-		SetConnectTimeout(p.connectTimeout)
-	if p.tls != nil {
-		opts.SetTLSConfig(p.tls)
-	}
-	c := paho.NewClient(opts)
-	err := connect(ctx, c, p.connectTimeout)
-	if err == nil {
+	if p.probeToken != "" {
+		c := paho.NewClient(p.options("claimsvc-probe-"+strconv.FormatInt(time.Now().UnixNano(), 36), p.probeToken))
+		if err := connect(ctx, c, p.connectTimeout); err != nil {
+			return fmt.Errorf("probe with CLAIMSVC_BROKER_PROBE_TOKEN: %w", err)
+		}
 		c.Disconnect(0)
+		return nil
 	}
-	if claim.KindOf(err) == claim.FailUnreachable || ctx.Err() != nil {
-		return err
+	ctx, cancel := context.WithTimeout(ctx, p.connectTimeout)
+	defer cancel()
+	d := net.Dialer{}
+	conn, err := d.DialContext(ctx, "tcp", p.address)
+	if err != nil {
+		return unreachable(err)
+	}
+	defer conn.Close()
+	if p.tls != nil {
+		tc := tls.Client(conn, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return unreachable(err)
+		}
+		_ = tc.Close()
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]cla
 		      FOR UPDATE SKIP LOCKED) due
 		WHERE c.id = due.id
 		RETURNING c.id, c.lease_owner, c.delivery, coalesce(c.device_name, ''), c.token, c.secret, c.duration_ms,
-		          c.attempts, c.created_at, c.pending_since`,
+		          c.attempts, c.refusals, c.created_at, c.pending_since`,
 		leaseFor, n)
 	if err != nil {
 		return nil, dbErr("lease", err)
@@ -45,7 +45,7 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]cla
 		var x row
 		var delivery string
 		err := r.Scan(&x.job.ID, &x.job.Lease, &delivery, &x.job.DeviceName, &x.token, &x.secret, &x.job.DurationMs,
-			&x.job.Attempt, &x.job.CreatedAt, &x.job.PendingSince)
+			&x.job.Attempt, &x.job.Refusals, &x.job.CreatedAt, &x.job.PendingSince)
 		x.job.Delivery = claim.Delivery(delivery)
 		return x, err
 	})
@@ -128,6 +128,9 @@ func (s *Store) Finish(ctx context.Context, outs []claim.Outcome) (lost []error,
 			       secret = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.secret END,
 			       next_attempt_at = CASE WHEN o.kind = 'retry' THEN now() + o.next_us * interval '1 microsecond' END,
 			       last_error = NULLIF(o.reason, ''), last_error_kind = NULLIF(o.failure, ''),
+			       -- a refusal counts; an unanswered attempt says nothing; anything else breaks the run
+			       refusals = CASE o.failure WHEN 'refused' THEN claims.refusals + 1
+			                                 WHEN 'unreachable' THEN claims.refusals ELSE 0 END,
 			       lease_owner = NULL, lease_until = NULL, updated_at = now()
 			FROM o
 			WHERE claims.id = o.id AND claims.lease_owner = o.lease AND claims.status = 'pending'

@@ -122,7 +122,7 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, for
 		return nil
 	}
 	return s.transition(ctx, id, "retried", `status = 'failed'`, "is not failed",
-		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL, last_error_kind = NULL`, true, check, "")
+		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL, last_error_kind = NULL, refusals = 0`, true, check, "")
 }
 
 // Cancel turns a pending claim that no dispatcher is sending right now into
