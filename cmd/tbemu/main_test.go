@@ -6,16 +6,28 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/claimsvc/claimsvc/internal/syncbuf"
 )
 
-// startRun runs the command in-process on free ports and returns its addresses.
+// startRun runs the command in-process on free ports and returns its addresses; it stops when the
+// test ends.
 func startRun(t *testing.T, args ...string) (mqttAddr, httpURL string, stderr *syncbuf.Buffer) {
+	t.Helper()
+	mqttAddr, httpURL, stderr, stop := startRunStop(t, args...)
+	t.Cleanup(stop)
+	return mqttAddr, httpURL, stderr
+}
+
+// startRunStop is startRun with the stop function returned.
+func startRunStop(t *testing.T, args ...string) (mqttAddr, httpURL string, stderr *syncbuf.Buffer, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -25,17 +37,20 @@ func startRun(t *testing.T, args ...string) (mqttAddr, httpURL string, stderr *s
 		done <- run(ctx, append([]string{"--mqtt-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, args...), pw, stderr)
 		pw.Close()
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("run did not return after cancel")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not return after cancel")
-		}
-	})
+		})
+	}
 	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -64,23 +79,16 @@ func startRun(t *testing.T, args ...string) (mqttAddr, httpURL string, stderr *s
 	if mqttAddr == "" || httpURL == "" {
 		t.Fatal("ready line lacks addresses")
 	}
-	return mqttAddr, httpURL, stderr
+	return mqttAddr, httpURL, stderr, stop
 }
 
 func post(t *testing.T, url, jwt, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
+	auth := ""
 	if jwt != "" {
-		req.Header.Set("X-Authorization", "Bearer "+jwt)
+		auth = "Bearer " + jwt
 	}
-	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return postAuth(t, url, auth, body)
 }
 
 // TestDemoWithMosquittoPub is the issue's acceptance check: mosquitto_pub registers a claim for the
@@ -145,7 +153,10 @@ func TestHelp(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "help requested") {
 		t.Fatalf("run --help: %v", err)
 	}
-	for _, f := range []string{"--mqtt-addr", "--http-addr", "--demo", "--claim-duration", "--cache-ttl", "--cache-size", "--allow-claiming-by-default"} {
+	for _, f := range []string{"--mqtt-addr", "--http-addr", "--demo", "--claim-duration", "--cache-ttl", "--cache-size",
+		"--allow-claiming-by-default", "--cache-policy", "--data-dir", "--max-sessions-per-device", "--ip-limits-enabled",
+		"--max-wrong-credentials-per-ip", "--ip-block-timeout", "--device-rate-limit", "--session-inactivity-timeout",
+		"--jwt-expiration", "--demo-api-key-file"} {
 		if !strings.Contains(out.String(), strings.TrimPrefix(f, "-")) {
 			t.Errorf("help lacks %s:\n%s", f, out.String())
 		}
@@ -154,9 +165,69 @@ func TestHelp(t *testing.T) {
 
 func TestBadFlags(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"--nope"}, {"--cache-size", "-1"}, {"extra"}, {"--log-level", "loud"}} {
+	for _, args := range [][]string{{"--nope"}, {"--cache-size", "-1"}, {"extra"}, {"--log-level", "loud"},
+		{"--cache-policy", "lru"}, {"--device-rate-limit", "20"}, {"--max-sessions-per-device", "0"},
+		{"--demo-api-key-file", "/tmp/x"}} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("run %v: no error", args)
 		}
 	}
+}
+
+// TestDataDirAndDemoKey: --demo-api-key-file hands out the demo API key without logging it, and
+// --data-dir keeps devices and the key across a restart.
+func TestDataDirAndDemoKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "demo-key")
+	args := []string{"--demo", "--data-dir", filepath.Join(dir, "state"), "--demo-api-key-file", keyFile}
+	_, httpURL, stderr, stop := startRunStop(t, args...)
+	key, err := os.ReadFile(keyFile)
+	if err != nil || !strings.HasPrefix(string(key), "tb_") {
+		t.Fatalf("demo key file: %q %v", key, err)
+	}
+	if info, _ := os.Stat(keyFile); info.Mode().Perm() != 0o600 {
+		t.Fatalf("demo key file mode %v, want 0600", info.Mode().Perm())
+	}
+	apiKey := "ApiKey " + strings.TrimSpace(string(key))
+	if st, b := postAuth(t, httpURL+"/api/device?accessToken=KEPT_TOKEN", apiKey, `{"name":"kept"}`); st != 200 {
+		t.Fatalf("create device with the demo key: %d %s", st, b)
+	}
+	stop()
+	if strings.Contains(stderr.String(), strings.TrimSpace(string(key))) {
+		t.Fatal("the demo API key reached the log")
+	}
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
+
+	_, httpURL, _ = startRun(t, args...)
+	again, _ := os.ReadFile(keyFile)
+	if string(again) != string(key) {
+		t.Fatal("the demo key changed across a restart with --data-dir")
+	}
+	req, _ := http.NewRequest("GET", httpURL+"/api/tenant/devices?deviceName=kept", nil)
+	req.Header.Set("X-Authorization", apiKey)
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("device after restart: %d", res.StatusCode)
+	}
+}
+
+func postAuth(t *testing.T, url, auth, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if auth != "" {
+		req.Header.Set("X-Authorization", auth)
+	}
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
 }

@@ -130,13 +130,7 @@ func (e *Emulator) register(r registration) {
 	default:
 		secret := r.req.SecretKey
 		data := claimData{SecretKey: &secret, ExpirationTime: now.UnixMilli() + e.durationMs(r.req.DurationMs)}
-		if e.st.cache.putIfAbsent(d.ID, data, now) {
-			ev.Registered = true
-		} else if e.cfg.CacheSize < 0 {
-			ev.Reason = "claim cache disabled"
-		} else {
-			ev.Reason = "claim data already cached: ignored (putIfAbsent)"
-		}
+		ev.Registered, ev.Reason = e.st.cache.putIfAbsent(d.ID, data, now)
 	}
 	e.events = append(e.events, ev)
 	if len(e.events) > maxEvents {
@@ -222,6 +216,7 @@ func (e *Emulator) claim(d *device, customerID, secretKey string) (claimResult, 
 	}
 	d.CustomerID = customerID
 	d.Version++
+	e.st.dirty = true
 	e.log.Info("device claimed", "device", d.Name, "customerId", customerID)
 	return claimSuccess, nil // row 9
 }
@@ -316,6 +311,7 @@ func (e *Emulator) reclaim(d *device) {
 	}
 	d.CustomerID = nullUUID
 	d.Version++
+	e.st.dirty = true
 	if !e.cfg.AllowClaimingByDefault {
 		e.st.setServerAttr(d.ID, "claimingAllowed", json.RawMessage("true"), e.cfg.Clock.Now().UnixMilli())
 	}

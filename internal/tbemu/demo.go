@@ -23,19 +23,25 @@ var demoUnassigned = [][2]string{
 	{"Thermostat T2", "T2_TEST_TOKEN"},
 }
 
-// DemoCustomerPassword is the password of every demo customer user (CUSTOMER_CRED). Like
-// all demo credentials it is ThingsBoard's public, documented default, not a secret.
-const DemoCustomerPassword = "customer"
+// Demo credentials. Like all of ThingsBoard's demo data they are public, documented defaults, not
+// secrets (docs/thingsboard.md §5). The tenant administrator exists in every installation; with
+// Config.Demo it also has an API key (DemoAPIKey).
+const (
+	DemoTenantAdmin         = "tenant@thingsboard.org"
+	DemoTenantAdminPassword = "tenant"
+	// DemoCustomerPassword is the password of every demo customer user (CUSTOMER_CRED).
+	DemoCustomerPassword = "customer"
+)
 
 // loadDemo loads the demo data.
 func (e *Emulator) loadDemo() error {
 	for _, c := range demoCustomers {
-		id, err := e.AddCustomer(c.title)
+		id, err := e.addCustomer(c.title)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 		for _, u := range c.users {
-			if err := e.AddCustomerUser(id, u, DemoCustomerPassword); err != nil {
+			if err := e.addCustomerUser(id, u, DemoCustomerPassword); err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
 		}
@@ -46,7 +52,7 @@ func (e *Emulator) loadDemo() error {
 		}
 	}
 	for _, d := range demoUnassigned {
-		if _, err := e.AddDevice(d[0], d[1]); err != nil {
+		if err := e.addOwnedDevice(d[0], d[1], ""); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}

@@ -5,16 +5,19 @@ import (
 	"net/http"
 )
 
-// handleDeviceHTTPClaim is the HTTP device API POST /api/v1/{token}/claim (docs/thingsboard.md §1.3): 401 with
-// an empty body for an unknown token, 200 with an empty body once the claim is queued, 500 for a bad
-// payload (with Gson's message for a syntax error, as TB 3.7+ does).
+// handleDeviceHTTPClaim is the HTTP device API POST /api/v1/{token}/claim (docs/thingsboard.md
+// §1.3): 401 with an empty body for an unknown token, 200 with an empty body once the claim is
+// queued, 500 for a bad payload (with Gson's message for a syntax error, as TB 3.7+ does) and over
+// the device's rate limit. It opens no session (DeviceApiController), so it never closes the
+// device's MQTT session.
 func (e *Emulator) handleDeviceHTTPClaim(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
 	e.st.mu.Lock()
 	d := e.st.byToken[token]
 	var id, name string
+	var gateway bool
 	if d != nil {
-		id, name = d.ID, d.Name
+		id, name, gateway = d.ID, d.Name, d.isGateway()
 	}
 	e.st.mu.Unlock()
 	if d == nil {
@@ -34,6 +37,13 @@ func (e *Emulator) handleDeviceHTTPClaim(w http.ResponseWriter, r *http.Request)
 		if errorKind(err) == kindSyntax {
 			_, _ = io.WriteString(w, err.Error())
 		}
+		return
+	}
+	// DefaultTransportService.checkLimits: over the device's rate limit HttpOkCallback.onError
+	// answers 500 with an empty body (gateways have their own limits, not modelled).
+	if !gateway && !e.limits.allow(id) {
+		e.log.Info("http claim refused: device rate limit", "device", name)
+		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	// Registration runs after the 200 has been written, as after a PUBACK (docs/thingsboard.md §7.2).

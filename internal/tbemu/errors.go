@@ -1,6 +1,7 @@
 package tbemu
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 )
@@ -22,6 +23,9 @@ const (
 	msgTokenExpired   = "Token has expired"
 	msgNoPermission   = "You don't have permission to perform this operation!"
 	msgItemNotFound   = "Requested item wasn't found!"
+	// ApiKeyAuthenticationProvider's DisabledException and CredentialsExpiredException.
+	msgAccountNotActive = "User account is not active"
+	msgAPIKeyExpired    = "API key is expired"
 )
 
 // tbError is ThingsBoard's error body {status, message, errorCode, timestamp}.
@@ -37,10 +41,23 @@ func (e *Emulator) writeError(w http.ResponseWriter, status, code int, msg strin
 	writeJSON(w, status, tbError{Status: status, Message: msg, ErrorCode: code, Timestamp: e.cfg.Clock.Now().UnixMilli()})
 }
 
+// writeJSON writes v as Jackson does: no HTML escaping and no trailing newline.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // Jackson does not escape <, > and &
+	if err := enc.Encode(v); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false) // Jackson does not escape <, > and &
-	_ = enc.Encode(v)
+	_, _ = w.Write(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// writeText writes a plain-text body, as a controller's ResponseEntity<String> does.
+func writeText(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "text/plain;charset=UTF-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(msg))
 }

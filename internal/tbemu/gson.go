@@ -52,6 +52,20 @@ func (v *jsonValue) get(name string) *jsonValue {
 	return found
 }
 
+// entries returns an object's members as Gson's JsonObject (a LinkedTreeMap) keeps them: each name
+// once, at its first position, with its last value.
+func (v *jsonValue) entries() []jsonMember {
+	seen := map[string]bool{}
+	var out []jsonMember
+	for _, m := range v.members {
+		if !seen[m.name] {
+			seen[m.name] = true
+			out = append(out, jsonMember{name: m.name, value: v.get(m.name)})
+		}
+	}
+	return out
+}
+
 // String renders the element as Gson's JsonElement.toString does: compact JSON, numbers as written.
 func (v *jsonValue) String() string {
 	var b strings.Builder

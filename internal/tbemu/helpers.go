@@ -11,6 +11,7 @@ type DeviceInfo struct {
 	Name       string
 	Token      string
 	CustomerID string // "" when unassigned
+	ProfileID  string
 	Gateway    bool
 }
 
@@ -19,7 +20,7 @@ func infoOf(d *device) DeviceInfo {
 	if c == nullUUID {
 		c = ""
 	}
-	return DeviceInfo{ID: d.ID, Name: d.Name, Token: d.Token, CustomerID: c, Gateway: d.isGateway()}
+	return DeviceInfo{ID: d.ID, Name: d.Name, Token: d.Token, CustomerID: c, ProfileID: d.ProfileID, Gateway: d.isGateway()}
 }
 
 // AddDevice creates an unassigned device in the tenant; token "" generates one.
@@ -37,12 +38,20 @@ func (e *Emulator) addDevice(name, token string, gateway bool) (DeviceInfo, erro
 	if gateway {
 		d.AdditionalInfo = json.RawMessage(`{"gateway":true}`)
 	}
+	return e.createDevice(d)
+}
+
+// createDevice stores a new device and saves the state.
+func (e *Emulator) createDevice(d *device) (DeviceInfo, error) {
 	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	if err := e.st.addDevice(d, e.cfg.Clock.Now().UnixMilli()); err != nil {
+	err := e.st.addDevice(d, e.cfg.Clock.Now().UnixMilli())
+	info := infoOf(d)
+	e.st.mu.Unlock()
+	if err != nil {
 		return DeviceInfo{}, err
 	}
-	return infoOf(d), nil
+	e.saveIfDirty()
+	return info, nil
 }
 
 // Device returns the device with that exact name.
@@ -58,6 +67,12 @@ func (e *Emulator) Device(name string) (DeviceInfo, bool) {
 
 // AddCustomer creates a customer and returns its id.
 func (e *Emulator) AddCustomer(title string) (string, error) {
+	id, err := e.addCustomer(title)
+	e.saveIfDirty()
+	return id, err
+}
+
+func (e *Emulator) addCustomer(title string) (string, error) {
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
 	if e.st.customerByTitle(e.tenantID, title) != nil {
@@ -65,11 +80,18 @@ func (e *Emulator) AddCustomer(title string) (string, error) {
 	}
 	c := &customer{ID: newID(), CreatedTime: e.cfg.Clock.Now().UnixMilli(), TenantID: e.tenantID, Title: title}
 	e.st.customers[c.ID] = c
+	e.st.dirty = true
 	return c.ID, nil
 }
 
 // AddCustomerUser creates a customer user who can log in with email and password.
 func (e *Emulator) AddCustomerUser(customerID, email, password string) error {
+	err := e.addCustomerUser(customerID, email, password)
+	e.saveIfDirty()
+	return err
+}
+
+func (e *Emulator) addCustomerUser(customerID, email, password string) error {
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
 	if e.st.customers[customerID] == nil {
@@ -81,6 +103,7 @@ func (e *Emulator) AddCustomerUser(customerID, email, password string) error {
 	u := &user{ID: newID(), CreatedTime: e.cfg.Clock.Now().UnixMilli(), TenantID: e.tenantID, CustomerID: customerID,
 		Email: email, Password: password, Authority: authCustomerUser}
 	e.st.users[u.ID] = u
+	e.st.dirty = true
 	return nil
 }
 
@@ -100,6 +123,23 @@ func (e *Emulator) PendingClaim(name string) bool {
 	if d == nil {
 		return false
 	}
-	_, ok := e.st.cache.get(d.ID, e.cfg.Clock.Now())
+	_, ok := e.st.cache.peek(d.ID, e.cfg.Clock.Now())
 	return ok
+}
+
+// ClaimCacheLen returns the number of live entries in the claim cache.
+func (e *Emulator) ClaimCacheLen() int {
+	e.st.mu.Lock()
+	defer e.st.mu.Unlock()
+	return e.st.cache.len(e.cfg.Clock.Now())
+}
+
+// Sessions returns the number of open MQTT sessions of the named device (a gateway's session for
+// the device included), as the device actor counts them.
+func (e *Emulator) Sessions(name string) int {
+	d, ok := e.Device(name)
+	if !ok {
+		return 0
+	}
+	return e.mqtt.sessionCount(d.ID)
 }

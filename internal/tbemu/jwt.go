@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// JWTs are signed with HS512 as ThingsBoard's JwtTokenFactory does (docs/thingsboard.md §5), with a key drawn at
-// random per emulator, so tokens never outlive the process.
+// JWTs are signed with HS512 as ThingsBoard's JwtTokenFactory does (docs/thingsboard.md §5), with a
+// key drawn at random when the emulator's state is created. ThingsBoard keeps its key in the
+// database (the "jwt" admin settings), so with a data directory tokens outlive a restart, as there.
 
 // jwtClaims is the body of a ThingsBoard access or refresh token.
 type jwtClaims struct {
@@ -42,13 +43,16 @@ type jwtSigner struct {
 	key []byte
 }
 
-func newJWTSigner() *jwtSigner {
+// newJWTKey draws a signing key.
+func newJWTKey() []byte {
 	key := make([]byte, 64)
 	if _, err := rand.Read(key); err != nil {
 		panic(err) // crypto/rand never fails on supported platforms
 	}
-	return &jwtSigner{key: key}
+	return key
 }
+
+func newJWTSigner() *jwtSigner { return &jwtSigner{key: newJWTKey()} }
 
 var jwtHeader = base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS512"}`))
 

@@ -9,10 +9,13 @@ type entityID struct {
 	ID         string `json:"id"`
 }
 
-// defaultProfileID is the id of the emulator's single "default" device profile.
-const defaultProfileID = "5f1e6b60-0000-11ee-8000-000000000001"
-
-func deviceJSON(d *device) map[string]any {
+// deviceJSON renders a Device. deviceData's transport configuration type follows the profile's
+// transport type, as DeviceServiceImpl syncs it. The caller holds the state lock.
+func (e *Emulator) deviceJSON(d *device) map[string]any {
+	transport := transportDefault
+	if p := e.st.profiles[d.ProfileID]; p != nil {
+		transport = p.TransportType
+	}
 	info := d.AdditionalInfo
 	if len(info) == 0 {
 		info = json.RawMessage("null")
@@ -29,10 +32,10 @@ func deviceJSON(d *device) map[string]any {
 		"name":            d.Name,
 		"type":            d.Type,
 		"label":           label,
-		"deviceProfileId": entityID{"DEVICE_PROFILE", defaultProfileID},
+		"deviceProfileId": entityID{"DEVICE_PROFILE", d.ProfileID},
 		"deviceData": map[string]any{
 			"configuration":          map[string]string{"type": "DEFAULT"},
-			"transportConfiguration": map[string]string{"type": "DEFAULT"},
+			"transportConfiguration": map[string]string{"type": transport},
 		},
 		"firmwareId":     nil,
 		"softwareId":     nil,

@@ -1,38 +1,56 @@
 package tbemu
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
-	"strconv"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 )
 
-// routes registers the REST subset of docs/design.md §6 and the HTTP device API.
+// routes registers the REST subset and the HTTP device API. Routes that change what ThingsBoard
+// keeps in its database save the state before they answer (persistent).
 func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/auth/login", e.handleLogin)
 	mux.HandleFunc("POST /api/auth/token", e.handleRefresh)
 	mux.HandleFunc("GET /api/auth/user", e.authed(e.handleCurrentUser))
-	mux.HandleFunc("POST /api/device", e.authed(e.handleSaveDevice))
+	mux.HandleFunc("POST /api/apiKey", e.persistent(e.authed(e.handleSaveAPIKey)))
+	mux.HandleFunc("GET /api/apiKeys/{userId}", e.authed(e.handleUserAPIKeys))
+	mux.HandleFunc("PUT /api/apiKey/{id}/enabled/{enabled}", e.persistent(e.authed(e.handleEnableAPIKey)))
+	mux.HandleFunc("PUT /api/apiKey/{id}/description", e.persistent(e.authed(e.handleAPIKeyDescription)))
+	mux.HandleFunc("DELETE /api/apiKey/{id}", e.persistent(e.authed(e.handleDeleteAPIKey)))
+	mux.HandleFunc("POST /api/deviceProfile", e.persistent(e.authed(e.handleSaveProfile)))
+	mux.HandleFunc("GET /api/deviceProfile/{id}", e.authed(e.handleGetProfile))
+	mux.HandleFunc("POST /api/device", e.persistent(e.authed(e.handleSaveDevice)))
 	mux.HandleFunc("GET /api/device/{id}", e.authed(e.handleGetDevice))
 	mux.HandleFunc("GET /api/device/{id}/credentials", e.authed(e.handleGetCredentials))
 	mux.HandleFunc("GET /api/tenant/devices", e.authed(e.handleTenantDevice))
-	mux.HandleFunc("POST /api/customer", e.authed(e.handleSaveCustomer))
-	mux.HandleFunc("POST /api/user", e.authed(e.handleSaveUser))
+	mux.HandleFunc("POST /api/customer", e.persistent(e.authed(e.handleSaveCustomer)))
+	mux.HandleFunc("POST /api/user", e.persistent(e.authed(e.handleSaveUser)))
 	mux.HandleFunc("GET /api/user/{id}/token", e.authed(e.handleUserToken))
-	mux.HandleFunc("POST /api/customer/device/{deviceName}/claim", e.authed(e.handleClaim))
-	mux.HandleFunc("DELETE /api/customer/device/{deviceName}/claim", e.authed(e.handleReclaim))
-	mux.HandleFunc("POST /api/plugins/telemetry/DEVICE/{id}/attributes/SERVER_SCOPE", e.authed(e.handleSaveAttributes))
-	mux.HandleFunc("POST /api/plugins/telemetry/DEVICE/{id}/SERVER_SCOPE", e.authed(e.handleSaveAttributes))
-	mux.HandleFunc("GET /api/plugins/telemetry/DEVICE/{id}/values/attributes/SERVER_SCOPE", e.authed(e.handleGetAttributes))
+	mux.HandleFunc("POST /api/customer/device/{deviceName}/claim", e.persistent(e.authed(e.handleClaim)))
+	mux.HandleFunc("DELETE /api/customer/device/{deviceName}/claim", e.persistent(e.authed(e.handleReclaim)))
+	mux.HandleFunc("POST /api/plugins/telemetry/{entityType}/{id}/attributes/{scope}", e.persistent(e.authed(e.handleSaveAttributes)))
+	mux.HandleFunc("POST /api/plugins/telemetry/{entityType}/{id}/{scope}", e.persistent(e.authed(e.handleSaveAttributes)))
+	mux.HandleFunc("DELETE /api/plugins/telemetry/{entityType}/{id}/{scope}", e.persistent(e.authed(e.handleDeleteAttributes)))
+	mux.HandleFunc("GET /api/plugins/telemetry/{entityType}/{id}/values/attributes/{scope}", e.authed(e.handleGetAttributes))
 	mux.HandleFunc("POST /api/v1/{token}/claim", e.handleDeviceHTTPClaim)
 	return mux
+}
+
+// persistent saves the state after h, before the (buffered) answer leaves, so a 200 means the
+// change is on disk as it is in ThingsBoard's database.
+func (e *Emulator) persistent(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(w, r)
+		e.saveIfDirty()
+	}
 }
 
 // session is the authenticated caller of a REST request.
@@ -41,23 +59,31 @@ type session struct {
 	user   *user
 }
 
-// bearer extracts the JWT: X-Authorization first, then Authorization (accepted from TB 4.3).
-func bearer(r *http.Request) (string, bool) {
-	h := r.Header.Get("X-Authorization")
-	if h == "" {
-		h = r.Header.Get("Authorization")
+// authHeader is the credential header: X-Authorization, else Authorization (accepted from TB 4.3).
+func authHeader(r *http.Request) string {
+	if h := r.Header.Get("X-Authorization"); h != "" {
+		return h
 	}
-	const prefix = "Bearer "
-	if h == "" || len(h) < len(prefix) {
-		return "", false
-	}
-	return h[len(prefix):], true
+	return r.Header.Get("Authorization")
 }
 
-// authed wraps a handler with ThingsBoard's JWT filter (docs/thingsboard.md §4.1 rows 1, 1a, 1b).
+// authed wraps a handler with ThingsBoard's authentication filters (docs/thingsboard.md §4.1 rows
+// 1, 1a, 1b; docs/thingsboard.md §9): "ApiKey <value>" goes to
+// ApiKeyTokenAuthenticationProcessingFilter, "Bearer <JWT>" and a missing header to
+// JwtTokenAuthenticationProcessingFilter.
 func (e *Emulator) authed(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := bearer(r)
+		hdr := authHeader(r)
+		if v, ok := strings.CutPrefix(hdr, apiKeyHeader); ok {
+			u, msg := e.authenticateAPIKey(v)
+			if u == nil {
+				e.writeError(w, http.StatusUnauthorized, errCodeAuthentication, msg)
+				return
+			}
+			h(w, r, session{user: u})
+			return
+		}
+		tok, ok := strings.CutPrefix(hdr, "Bearer ")
 		if !ok {
 			e.writeError(w, http.StatusUnauthorized, errCodeAuthentication, msgAuthFailed)
 			return
@@ -90,6 +116,16 @@ func (e *Emulator) notFound(w http.ResponseWriter) {
 	e.writeError(w, http.StatusNotFound, errCodeItemNotFound, msgItemNotFound)
 }
 
+// validID is toUUID for an id in the path: a malformed UUID is 400 errorCode 31 ("Invalid UUID
+// string"). It writes that answer and reports false.
+func (e *Emulator) validID(w http.ResponseWriter, id string) bool {
+	if _, err := uuid.Parse(id); err != nil {
+		e.badRequest(w, "Invalid UUID string: "+id)
+		return false
+	}
+	return true
+}
+
 func (e *Emulator) badRequest(w http.ResponseWriter, msg string) {
 	e.writeError(w, http.StatusBadRequest, errCodeBadRequestParams, msg)
 }
@@ -99,7 +135,8 @@ func readBody(r *http.Request) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(r.Body, 1<<20))
 }
 
-// decodeBody decodes a JSON request body; an empty body is reported as (false, nil).
+// decodeBody decodes a JSON request body; an empty body is reported as (false, nil). It is for the
+// authentication filters, which read the body themselves whatever its Content-Type.
 func decodeBody(r *http.Request, v any) (bool, error) {
 	b, err := readBody(r)
 	if err != nil {
@@ -109,6 +146,65 @@ func decodeBody(r *http.Request, v any) (bool, error) {
 		return false, nil
 	}
 	return true, json.Unmarshal(b, v)
+}
+
+// jsonContentType reports whether the request's Content-Type is one Spring's Jackson converter
+// reads (application/json or application/*+json), and the type as Spring names it in errors (a
+// missing header is application/octet-stream).
+func jsonContentType(r *http.Request) (ok, missing bool, name string) {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return false, true, "application/octet-stream"
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false, false, ct
+	}
+	name = mt
+	keys := make([]string, 0, len(params))
+	for k := range params {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		name += ";" + k + "=" + params[k]
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")), false, name
+}
+
+// requestBodyError is an exception Spring throws while it resolves a controller's @RequestBody:
+// BaseController's @ExceptionHandler turns it into 500 errorCode 2 with the exception's message.
+func (e *Emulator) requestBodyError(w http.ResponseWriter, msg string) {
+	e.writeError(w, http.StatusInternalServerError, errCodeGeneral, msg)
+}
+
+// unsupportedContentType is HttpMediaTypeNotSupportedException's message.
+func unsupportedContentType(name string) string {
+	return "Content-Type '" + name + "' is not supported"
+}
+
+// decodeJSONBody reads a required @RequestBody object into v as Spring MVC does: a body that is not
+// JSON by its Content-Type, a missing body and malformed JSON are refused with 500 errorCode 2. It
+// reports whether v was filled; otherwise it has written the answer.
+func (e *Emulator) decodeJSONBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	body, err := readBody(r)
+	if err != nil {
+		e.requestBodyError(w, "I/O error while reading input message")
+		return false
+	}
+	if ok, _, name := jsonContentType(r); !ok {
+		e.requestBodyError(w, unsupportedContentType(name))
+		return false
+	}
+	if len(body) == 0 {
+		e.requestBodyError(w, "Required request body is missing")
+		return false
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		e.requestBodyError(w, "JSON parse error: "+err.Error())
+		return false
+	}
+	return true
 }
 
 // --- auth ---------------------------------------------------------------------------------------
@@ -203,14 +299,20 @@ func (e *Emulator) handleSaveDevice(w http.ResponseWriter, r *http.Request, s se
 		ID *struct {
 			ID string `json:"id"`
 		} `json:"id"`
-		Name           string          `json:"name"`
-		Type           string          `json:"type"`
-		Label          string          `json:"label"`
-		AdditionalInfo json.RawMessage `json:"additionalInfo"`
+		Name            string          `json:"name"`
+		Type            string          `json:"type"`
+		Label           string          `json:"label"`
+		AdditionalInfo  json.RawMessage `json:"additionalInfo"`
+		DeviceProfileID *struct {
+			ID string `json:"id"`
+		} `json:"deviceProfileId"`
 	}
-	if ok, err := decodeBody(r, &req); !ok || err != nil {
-		e.badRequest(w, "Invalid request body")
+	if !e.decodeJSONBody(w, r, &req) {
 		return
+	}
+	profileID := ""
+	if req.DeviceProfileID != nil {
+		profileID = req.DeviceProfileID.ID
 	}
 	now := e.cfg.Clock.Now().UnixMilli()
 	e.st.mu.Lock()
@@ -229,46 +331,79 @@ func (e *Emulator) handleSaveDevice(w http.ResponseWriter, r *http.Request, s se
 			e.badRequest(w, errDuplicateName.Error())
 			return
 		}
-		d.Name, d.Label, d.AdditionalInfo = req.Name, req.Label, req.AdditionalInfo
-		if req.Type != "" {
-			d.Type = req.Type
+		switch {
+		case profileID != "":
+			p := e.st.profiles[profileID]
+			if p == nil || p.TenantID != d.TenantID {
+				e.badRequest(w, errNoProfile.Error())
+				return
+			}
+			d.ProfileID, d.Type = p.ID, p.Name
+		case req.Type != "" && req.Type != d.Type:
+			// Without a profile id the type names the profile (findOrCreateDeviceProfile).
+			p := e.st.profileForType(d.TenantID, req.Type, e.cfg.Clock.Now().UnixMilli())
+			d.ProfileID, d.Type = p.ID, p.Name
 		}
+		d.Name, d.Label, d.AdditionalInfo = req.Name, req.Label, req.AdditionalInfo
 		d.Version++
-		writeJSON(w, http.StatusOK, deviceJSON(d))
+		e.st.dirty = true
+		writeJSON(w, http.StatusOK, e.deviceJSON(d))
 		return
 	}
 	d := &device{TenantID: s.user.TenantID, Name: req.Name, Type: req.Type, Label: req.Label,
-		AdditionalInfo: req.AdditionalInfo, Token: r.URL.Query().Get("accessToken")}
+		AdditionalInfo: req.AdditionalInfo, Token: r.URL.Query().Get("accessToken"), ProfileID: profileID}
 	if err := e.st.addDevice(d, now); err != nil {
 		e.badRequest(w, err.Error())
 		return
 	}
 	e.log.Info("device created", "device", d.Name, "token", tokenHint(d.Token))
-	writeJSON(w, http.StatusOK, deviceJSON(d))
+	writeJSON(w, http.StatusOK, e.deviceJSON(d))
 }
 
-// deviceFor loads a device by id for the caller: 400 for a malformed id, 404 if absent or in another
-// tenant, 403 for a customer user and another customer's device. The caller holds the state lock.
-func (e *Emulator) deviceFor(w http.ResponseWriter, id string, s session) *device {
+// deviceLookup is the outcome of finding a device by id for a caller.
+type deviceLookup int
+
+const (
+	deviceOK deviceLookup = iota
+	deviceBadID
+	deviceMissing
+	deviceForbidden
+)
+
+// lookupDevice finds a device of the caller's tenant by id; a customer user may only reach its
+// customer's devices. The caller holds the state lock.
+func (e *Emulator) lookupDevice(id string, s session) (*device, deviceLookup) {
 	if _, err := uuid.Parse(id); err != nil {
-		e.badRequest(w, "Invalid UUID string: "+id)
-		return nil
+		return nil, deviceBadID
 	}
 	d := e.st.devices[id]
 	if d == nil || d.TenantID != s.user.TenantID {
-		e.notFound(w)
-		return nil
+		return nil, deviceMissing
 	}
 	switch s.user.Authority {
 	case authTenantAdmin:
 	case authCustomerUser:
 		if d.CustomerID != s.user.CustomerID {
-			e.forbidden(w)
-			return nil
+			return nil, deviceForbidden
 		}
 	default:
+		return nil, deviceForbidden
+	}
+	return d, deviceOK
+}
+
+// deviceFor is BaseController.checkDeviceId: 400 for a malformed id, 404 "Device with id [...] is
+// not found" if absent or in another tenant, 403 for a customer user and another customer's
+// device. The caller holds the state lock.
+func (e *Emulator) deviceFor(w http.ResponseWriter, id string, s session) *device {
+	d, res := e.lookupDevice(id, s)
+	switch res {
+	case deviceBadID:
+		e.badRequest(w, "Invalid UUID string: "+id)
+	case deviceMissing:
+		e.writeError(w, http.StatusNotFound, errCodeItemNotFound, "Device with id ["+id+"] is not found")
+	case deviceForbidden:
 		e.forbidden(w)
-		return nil
 	}
 	return d
 }
@@ -277,7 +412,7 @@ func (e *Emulator) handleGetDevice(w http.ResponseWriter, r *http.Request, s ses
 	e.st.mu.Lock()
 	defer e.st.mu.Unlock()
 	if d := e.deviceFor(w, r.PathValue("id"), s); d != nil {
-		writeJSON(w, http.StatusOK, deviceJSON(d))
+		writeJSON(w, http.StatusOK, e.deviceJSON(d))
 	}
 }
 
@@ -303,10 +438,10 @@ func (e *Emulator) handleTenantDevice(w http.ResponseWriter, r *http.Request, s 
 	defer e.st.mu.Unlock()
 	d := e.st.deviceByName(s.user.TenantID, r.URL.Query().Get("deviceName"))
 	if d == nil {
-		e.notFound(w)
+		e.notFound(w) // checkNotNull: "Requested item wasn't found!"
 		return
 	}
-	writeJSON(w, http.StatusOK, deviceJSON(d))
+	writeJSON(w, http.StatusOK, e.deviceJSON(d))
 }
 
 // --- customers and users ------------------------------------------------------------------------
@@ -319,8 +454,7 @@ func (e *Emulator) handleSaveCustomer(w http.ResponseWriter, r *http.Request, s 
 	var req struct {
 		Title string `json:"title"`
 	}
-	if ok, err := decodeBody(r, &req); !ok || err != nil {
-		e.badRequest(w, "Invalid request body")
+	if !e.decodeJSONBody(w, r, &req) {
 		return
 	}
 	if req.Title == "" {
@@ -335,6 +469,7 @@ func (e *Emulator) handleSaveCustomer(w http.ResponseWriter, r *http.Request, s 
 	}
 	c := &customer{ID: newID(), CreatedTime: e.cfg.Clock.Now().UnixMilli(), TenantID: s.user.TenantID, Title: req.Title}
 	e.st.customers[c.ID] = c
+	e.st.dirty = true
 	writeJSON(w, http.StatusOK, customerJSON(c))
 }
 
@@ -354,8 +489,7 @@ func (e *Emulator) handleSaveUser(w http.ResponseWriter, r *http.Request, s sess
 		FirstName string `json:"firstName"`
 		LastName  string `json:"lastName"`
 	}
-	if ok, err := decodeBody(r, &req); !ok || err != nil {
-		e.badRequest(w, "Invalid request body")
+	if !e.decodeJSONBody(w, r, &req) {
 		return
 	}
 	if req.Email == "" || !strings.Contains(req.Email, "@") {
@@ -385,6 +519,7 @@ func (e *Emulator) handleSaveUser(w http.ResponseWriter, r *http.Request, s sess
 		return
 	}
 	e.st.users[u.ID] = u
+	e.st.dirty = true
 	writeJSON(w, http.StatusOK, userJSON(u))
 }
 
@@ -396,8 +531,7 @@ func (e *Emulator) handleUserToken(w http.ResponseWriter, r *http.Request, s ses
 		return
 	}
 	id := r.PathValue("id")
-	if _, err := uuid.Parse(id); err != nil {
-		e.badRequest(w, "Invalid UUID string: "+id)
+	if !e.validID(w, id) {
 		return
 	}
 	e.st.mu.Lock()
@@ -408,149 +542,4 @@ func (e *Emulator) handleUserToken(w http.ResponseWriter, r *http.Request, s ses
 		return
 	}
 	writeJSON(w, http.StatusOK, e.issue(u))
-}
-
-// --- claiming -----------------------------------------------------------------------------------
-
-// handleClaim is POST /api/customer/device/{deviceName}/claim, following the order of docs/thingsboard.md
-// §4.1: authentication (rows 1-1b), authority (row 2), device by exact name in the caller's tenant
-// (row 3), a missing body (row 5), then the claim decision (rows 6-10).
-func (e *Emulator) handleClaim(w http.ResponseWriter, r *http.Request, s session) {
-	body, err := readBody(r)
-	if err != nil {
-		e.badRequest(w, "Invalid request body")
-		return
-	}
-	// No body, a blank body or JSON null all leave ClaimRequest null (row 5).
-	secret, hasBody, err := claimRequestSecret(body)
-	if err != nil {
-		e.badRequest(w, "Invalid request body")
-		return
-	}
-	if s.user.Authority != authCustomerUser {
-		e.forbidden(w)
-		return
-	}
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	d := e.st.deviceByName(s.user.TenantID, r.PathValue("deviceName"))
-	if d == nil {
-		e.notFound(w)
-		return
-	}
-	if !hasBody {
-		e.writeError(w, http.StatusInternalServerError, errCodeGeneral,
-			`Cannot invoke "org.thingsboard.server.common.data.ClaimRequest.getSecretKey()" because "claimRequest" is null`)
-		return
-	}
-	res, err := e.claim(d, s.user.CustomerID, secret)
-	if err != nil {
-		e.badRequest(w, err.Error())
-		return
-	}
-	if res != claimSuccess {
-		writeJSON(w, http.StatusBadRequest, string(res)) // the JSON string "FAILURE" / "CLAIMED"
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"device": deviceJSON(d), "response": string(res)})
-}
-
-// claimRequestSecret decodes ClaimRequest {secretKey} as Jackson does: null or absent is "", numbers
-// and booleans are coerced to their text, objects and arrays are errors. present is false when
-// there is no request object at all.
-func claimRequestSecret(body []byte) (secret string, present bool, err error) {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return "", false, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var req map[string]any
-	if err := dec.Decode(&req); err != nil {
-		return "", false, err
-	}
-	if req == nil {
-		return "", false, nil // JSON null
-	}
-	switch v := req["secretKey"].(type) {
-	case nil:
-		return "", true, nil
-	case string:
-		return v, true, nil
-	case json.Number:
-		return v.String(), true, nil
-	case bool:
-		return strconv.FormatBool(v), true, nil
-	default:
-		return "", false, errors.New("secretKey: cannot deserialize")
-	}
-}
-
-// handleReclaim is DELETE /api/customer/device/{deviceName}/claim (docs/thingsboard.md §4.2): tenant admins and
-// customer users, any device of the tenant, 200 with an empty body.
-func (e *Emulator) handleReclaim(w http.ResponseWriter, r *http.Request, s session) {
-	if s.user.Authority != authCustomerUser && s.user.Authority != authTenantAdmin {
-		e.forbidden(w)
-		return
-	}
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	d := e.st.deviceByName(s.user.TenantID, r.PathValue("deviceName"))
-	if d == nil {
-		e.notFound(w)
-		return
-	}
-	e.reclaim(d)
-	w.WriteHeader(http.StatusOK)
-}
-
-// --- attributes ---------------------------------------------------------------------------------
-
-// handleSaveAttributes is POST /api/plugins/telemetry/DEVICE/{id}/attributes/SERVER_SCOPE with a
-// JSON object of key → value (docs/thingsboard.md §3.2).
-func (e *Emulator) handleSaveAttributes(w http.ResponseWriter, r *http.Request, s session) {
-	body, err := readBody(r)
-	if err != nil {
-		e.badRequest(w, "Invalid request body")
-		return
-	}
-	var kv map[string]json.RawMessage
-	if err := json.Unmarshal(body, &kv); err != nil || len(kv) == 0 {
-		e.badRequest(w, "Invalid request body")
-		return
-	}
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	d := e.deviceFor(w, r.PathValue("id"), s)
-	if d == nil {
-		return
-	}
-	now := e.cfg.Clock.Now().UnixMilli()
-	for k, v := range kv {
-		e.st.setServerAttr(d.ID, k, v, now)
-	}
-	w.WriteHeader(http.StatusOK)
-}
-
-// handleGetAttributes is GET …/values/attributes/SERVER_SCOPE[?keys=a,b].
-func (e *Emulator) handleGetAttributes(w http.ResponseWriter, r *http.Request, s session) {
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
-	d := e.deviceFor(w, r.PathValue("id"), s)
-	if d == nil {
-		return
-	}
-	var want map[string]bool
-	if k := r.URL.Query().Get("keys"); k != "" {
-		want = map[string]bool{}
-		for _, key := range strings.Split(k, ",") {
-			want[key] = true
-		}
-	}
-	out := []map[string]any{}
-	for k, a := range e.st.attrs[d.ID] {
-		if want == nil || want[k] {
-			out = append(out, map[string]any{"lastUpdateTs": a.LastUpdate, "key": k, "value": a.Value})
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 }

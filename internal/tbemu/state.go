@@ -58,6 +58,7 @@ type device struct {
 	AdditionalInfo json.RawMessage // null or a JSON object
 	Token          string
 	CredentialsID  string // the id of the DeviceCredentials entity
+	ProfileID      string // the device profile; every device has one
 	Version        int64
 }
 
@@ -85,7 +86,9 @@ type attribute struct {
 	LastUpdate int64
 }
 
-// state is the emulator's in-memory database (docs/thingsboard.md §7.1). All fields are guarded by mu.
+// state is the emulator's database (docs/thingsboard.md §7.1) plus the claim cache. All fields are
+// guarded by mu. Everything but the cache is what ThingsBoard keeps in its database; with a data
+// directory it is saved whenever dirty is set (persist.go).
 type state struct {
 	mu        sync.Mutex
 	tenants   map[string]*tenant
@@ -93,8 +96,13 @@ type state struct {
 	users     map[string]*user
 	devices   map[string]*device
 	byToken   map[string]*device
+	profiles  map[string]*deviceProfile
+	apiKeys   map[string]*apiKey              // id → key
 	attrs     map[string]map[string]attribute // device id → key → value
+	jwtKey    []byte                          // the JWT signing key (ThingsBoard keeps it in admin settings)
+	demoKeyID string                          // the API key created for the demo, if any
 	cache     *claimCache
+	dirty     bool // a persistent field changed since the last save
 }
 
 func newState(cache *claimCache) *state {
@@ -104,6 +112,8 @@ func newState(cache *claimCache) *state {
 		users:     map[string]*user{},
 		devices:   map[string]*device{},
 		byToken:   map[string]*device{},
+		profiles:  map[string]*deviceProfile{},
+		apiKeys:   map[string]*apiKey{},
 		attrs:     map[string]map[string]attribute{},
 		cache:     cache,
 	}
@@ -115,6 +125,7 @@ var (
 	errDuplicateName  = errors.New("Device with such name already exists!")
 	errDuplicateToken = errors.New("Device credentials are already assigned to another device!")
 	errEmptyName      = errors.New("Device name should be specified!")
+	errNoProfile      = errors.New("Device is referencing non existing device profile!")
 )
 
 // deviceByName finds a device by its exact, case-sensitive name within a tenant.
@@ -147,14 +158,28 @@ func (s *state) addDevice(d *device, now int64) error {
 	if d.CustomerID == "" {
 		d.CustomerID = nullUUID
 	}
-	if d.Type == "" {
-		d.Type = "default"
+	// DeviceServiceImpl: without a profile id the profile is the one named by the type, created if
+	// missing (findOrCreateDeviceProfile), or the tenant's default; the type becomes its name.
+	var p *deviceProfile
+	switch {
+	case d.ProfileID != "":
+		if p = s.profiles[d.ProfileID]; p == nil || p.TenantID != d.TenantID {
+			return errNoProfile
+		}
+	case d.Type != "":
+		p = s.profileForType(d.TenantID, d.Type, now)
+	default:
+		if p = s.defaultProfile(d.TenantID); p == nil {
+			return errNoProfile
+		}
 	}
+	d.ProfileID, d.Type = p.ID, p.Name
 	d.CredentialsID = newID()
 	d.CreatedTime = now
 	d.Version = 1
 	s.devices[d.ID] = d
 	s.byToken[d.Token] = d
+	s.dirty = true
 	return nil
 }
 
@@ -189,11 +214,18 @@ func (s *state) setServerAttr(deviceID, key string, value json.RawMessage, now i
 		s.attrs[deviceID] = m
 	}
 	m[key] = attribute{Value: value, LastUpdate: now}
+	s.dirty = true
 }
 
 func (s *state) deleteServerAttr(deviceID string, keys ...string) {
 	for _, k := range keys {
-		delete(s.attrs[deviceID], k)
+		if _, ok := s.attrs[deviceID][k]; ok {
+			delete(s.attrs[deviceID], k)
+			s.dirty = true
+		}
+	}
+	if len(s.attrs[deviceID]) == 0 {
+		delete(s.attrs, deviceID)
 	}
 }
 

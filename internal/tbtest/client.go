@@ -24,6 +24,7 @@ type rest struct {
 type response struct {
 	Status int
 	Body   []byte
+	Header http.Header
 }
 
 // JSON decodes the body into v or fails the test.
@@ -59,22 +60,39 @@ type deviceJSON struct {
 // nullUUID marks an unassigned device.
 const nullUUID = "13814000-1dd2-11b2-8080-808080808080"
 
-// do sends a request with an optional JWT and body. A string body is sent as is; nil sends no body.
+// do sends a request with an optional JWT and body. A string or []byte body is sent as is, anything
+// else as JSON; nil sends no body. A body is sent as application/json.
 func (c *rest) do(method, path, jwt string, body any) response {
 	c.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
+	auth := ""
+	if jwt != "" {
+		auth = "Bearer " + jwt
+	}
+	var b []byte
+	ct := ""
+	switch v := body.(type) {
 	case nil:
 	case string:
-		rd = strings.NewReader(b)
+		b, ct = []byte(v), "application/json"
 	case []byte:
-		rd = bytes.NewReader(b)
+		b, ct = v, "application/json"
 	default:
-		j, err := json.Marshal(b)
+		j, err := json.Marshal(v)
 		if err != nil {
 			c.t.Fatalf("marshal: %v", err)
 		}
-		rd = bytes.NewReader(j)
+		b, ct = j, "application/json"
+	}
+	return c.send(method, path, auth, ct, b)
+}
+
+// send sends a request with a raw X-Authorization value and Content-Type ("" sends neither) and a
+// body (nil sends none).
+func (c *rest) send(method, path, auth, contentType string, body []byte) response {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -82,11 +100,11 @@ func (c *rest) do(method, path, jwt string, body any) response {
 	if err != nil {
 		c.t.Fatalf("request: %v", err)
 	}
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
-	if jwt != "" {
-		req.Header.Set("X-Authorization", "Bearer "+jwt)
+	if auth != "" {
+		req.Header.Set("X-Authorization", auth)
 	}
 	res, err := c.hc.Do(req)
 	if err != nil {
@@ -97,7 +115,7 @@ func (c *rest) do(method, path, jwt string, body any) response {
 	if err != nil {
 		c.t.Fatalf("%s %s: read: %v", method, path, err)
 	}
-	return response{Status: res.StatusCode, Body: b}
+	return response{Status: res.StatusCode, Body: b, Header: res.Header}
 }
 
 // must sends a request and fails the test unless the status is 200.
@@ -110,17 +128,25 @@ func (c *rest) must(method, path, jwt string, body any) response {
 	return r
 }
 
+// jwtPair is the answer of login and refresh.
+type jwtPair struct {
+	Token        string `json:"token"`
+	RefreshToken string `json:"refreshToken"`
+}
+
 func (c *rest) login(user, password string) string {
 	c.t.Helper()
-	var pair struct {
-		Token        string `json:"token"`
-		RefreshToken string `json:"refreshToken"`
-	}
+	return c.loginPair(user, password).Token
+}
+
+func (c *rest) loginPair(user, password string) jwtPair {
+	c.t.Helper()
+	var pair jwtPair
 	c.must("POST", "/api/auth/login", "", map[string]string{"username": user, "password": password}).JSON(c.t, &pair)
 	if pair.Token == "" || pair.RefreshToken == "" {
 		c.t.Fatalf("login %s: empty token", user)
 	}
-	return pair.Token
+	return pair
 }
 
 func (c *rest) createCustomer(jwt, title string) string {
@@ -161,6 +187,31 @@ func (c *rest) createDevice(jwt, name, token string, gateway bool) deviceJSON {
 	return d
 }
 
+// createDeviceWithProfile creates a device of a device profile.
+func (c *rest) createDeviceWithProfile(jwt, name, token, profileID string) deviceJSON {
+	c.t.Helper()
+	var d deviceJSON
+	c.must("POST", "/api/device?accessToken="+url.QueryEscape(token), jwt, map[string]any{"name": name,
+		"deviceProfileId": entityID{"DEVICE_PROFILE", profileID}}).JSON(c.t, &d)
+	return d
+}
+
+// createProfile creates a device profile and returns its id.
+func (c *rest) createProfile(jwt string, profile map[string]any) string {
+	c.t.Helper()
+	var p struct {
+		ID entityID `json:"id"`
+	}
+	c.must("POST", "/api/deviceProfile", jwt, profile).JSON(c.t, &p)
+	return p.ID.ID
+}
+
+// deviceByName is GET /api/tenant/devices?deviceName= with any credentials header.
+func (c *rest) deviceByName(auth, name string) response {
+	c.t.Helper()
+	return c.send("GET", "/api/tenant/devices?deviceName="+url.QueryEscape(name), auth, "", nil)
+}
+
 func (c *rest) device(jwt, id string) deviceJSON {
 	c.t.Helper()
 	var d deviceJSON
@@ -181,6 +232,16 @@ func (c *rest) claim(jwt, name, secret string) response {
 func (c *rest) setServerAttributes(jwt, deviceID string, attrs any) {
 	c.t.Helper()
 	c.must("POST", "/api/plugins/telemetry/DEVICE/"+deviceID+"/attributes/SERVER_SCOPE", jwt, attrs)
+}
+
+// deleteServerAttributes is DELETE /api/plugins/telemetry/DEVICE/{id}/SERVER_SCOPE?keys=….
+func (c *rest) deleteServerAttributes(auth, deviceID string, keys ...string) response {
+	c.t.Helper()
+	q := ""
+	if len(keys) > 0 {
+		q = "?keys=" + url.QueryEscape(strings.Join(keys, ","))
+	}
+	return c.send("DELETE", "/api/plugins/telemetry/DEVICE/"+deviceID+"/SERVER_SCOPE"+q, auth, "", nil)
 }
 
 // serverAttributes returns the SERVER_SCOPE attribute keys of a device.

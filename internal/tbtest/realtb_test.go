@@ -1,12 +1,17 @@
 package tbtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +28,13 @@ const (
 	envTBImage   = "CLAIMSVC_TB_IMAGE"    // image for CLAIMSVC_TB_DOCKER; default thingsboard/tb-postgres
 	envTBUser    = "CLAIMSVC_TB_TENANT"   // tenant admin "user:password"; default tenant@thingsboard.org:tenant
 	envTBRequire = "CLAIMSVC_TB_REQUIRE"  // "1": fail instead of skipping when no ThingsBoard is available (CI)
+
+	// What the runner knows about the ThingsBoard it points at (CLAIMSVC_TB_URL).
+	envTBRestartCmd   = "CLAIMSVC_TB_RESTART_CMD"       // shell command that restarts it on the same ports and database, e.g. "docker restart tb"
+	envTBCacheSize    = "CLAIMSVC_TB_CLAIM_CACHE_SIZE"  // CACHE_SPECS_CLAIM_DEVICES_MAX_SIZE if not 1000; "-1" skips the cache scenario
+	envTBMaxSessions  = "CLAIMSVC_TB_MAX_SESSIONS"      // ACTORS_MAX_CONCURRENT_SESSION_PER_DEVICE if not 1
+	envTBIPLimits     = "CLAIMSVC_TB_IP_LIMITS"         // "max:timeout" (e.g. "10:60s") when TB_TRANSPORT_IP_RATE_LIMITS_ENABLED=true
+	envTBDeviceLimits = "CLAIMSVC_TB_DEVICE_RATE_LIMIT" // the tenant profile's transportDeviceMsgRateLimit, e.g. "20:60"
 )
 
 // skip skips the test, or fails it when CLAIMSVC_TB_REQUIRE=1 so CI cannot pass by skipping.
@@ -67,8 +79,75 @@ func TestRealThingsBoard(t *testing.T) {
 		target.TenantUser, target.TenantPassword = user, pass
 	}
 	target.SettleDelay = 1500 * time.Millisecond
+	runnerSettings(t, &target)
 	waitForMQTT(t, target.MQTTAddr)
 	Run(t, target)
+}
+
+// runnerSettings reads what the runner says about the ThingsBoard's configuration.
+func runnerSettings(t *testing.T, target *Target) {
+	t.Helper()
+	if cmd := os.Getenv(envTBRestartCmd); cmd != "" {
+		target.Restart = func(ctx context.Context) error { return restartWithCommand(ctx, t, *target, cmd) }
+	}
+	if v := os.Getenv(envTBCacheSize); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("%s=%q is not a number", envTBCacheSize, v)
+		}
+		target.ClaimCacheSize = n
+	}
+	if v := os.Getenv(envTBMaxSessions); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q is not a positive number", envTBMaxSessions, v)
+		}
+		target.MaxSessionsPerDevice = n
+	}
+	if v := os.Getenv(envTBIPLimits); v != "" {
+		m, d, ok := strings.Cut(v, ":")
+		n, err1 := strconv.Atoi(m)
+		timeout, err2 := time.ParseDuration(d)
+		if !ok || err1 != nil || err2 != nil || n < 1 {
+			t.Fatalf("%s=%q is not max:timeout like 10:60s", envTBIPLimits, v)
+		}
+		target.IPLimits = &IPLimits{MaxWrongCredentials: n, BlockTimeout: timeout}
+	}
+	target.DeviceRateLimit = os.Getenv(envTBDeviceLimits)
+}
+
+// restartWithCommand runs the runner's restart command and waits until ThingsBoard answers logins
+// and MQTT again.
+func restartWithCommand(ctx context.Context, t *testing.T, target Target, command string) error {
+	t.Logf("restarting ThingsBoard: %s", command)
+	out, err := exec.CommandContext(ctx, "sh", "-c", command).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w\n%s", envTBRestartCmd, err, out)
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	loginURL := strings.TrimRight(target.RESTURL, "/") + "/api/auth/login"
+	body, _ := json.Marshal(map[string]string{"username": target.TenantUser, "password": target.TenantPassword})
+	for {
+		if ok := func() bool {
+			req, _ := http.NewRequestWithContext(ctx, "POST", loginURL, bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := hc.Do(req)
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		}(); ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ThingsBoard did not come back: %w", ctx.Err())
+		case <-time.After(2 * time.Second):
+		}
+	}
+	waitForMQTT(t, target.MQTTAddr)
+	return nil
 }
 
 // existingTarget reads CLAIMSVC_TB_URL and CLAIMSVC_TB_MQTT_URL.
@@ -169,7 +248,7 @@ func waitForMQTT(t *testing.T, addr string) {
 	for attempt := 0; attempt < 90 && time.Now().Before(deadline); attempt++ {
 		c, _, err := dialRaw(addr, "tbtest-ready", "DHT11_DEMO_TOKEN")
 		if err == nil {
-			c.close()
+			c.Close()
 			return
 		}
 		last = err

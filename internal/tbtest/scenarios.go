@@ -329,11 +329,11 @@ func (s *suite) testBadToken(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	defer c.close()
+	defer c.Close()
 	if rc != 5 {
 		t.Fatalf("CONNACK return code %d, want 5 (not authorised)", rc)
 	}
-	if err := c.expectClosed(10 * time.Second); err != nil {
+	if err := c.ExpectClosed(10*time.Second, 0); err != nil {
 		t.Fatalf("after CONNACK 5: %v", err)
 	}
 	r := s.api.httpDeviceClaim(s.run+"_NO_SUCH_TOKEN", map[string]any{"secretKey": "k"})

@@ -30,11 +30,11 @@ func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 			if err != nil || rc != 0 {
 				t.Fatalf("connect: rc %d err %v", rc, err)
 			}
-			defer c.close()
-			if err := c.publish("v1/devices/me/claim", []byte(tc.payload), 1, 7); err != nil {
+			defer c.Close()
+			if err := c.Publish("v1/devices/me/claim", []byte(tc.payload), 1, 7); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
-			if err := c.expectClosed(10 * time.Second); err != nil {
+			if err := c.ExpectClosed(10*time.Second, 0); err != nil {
 				t.Fatalf("payload %q: %v", tc.payload, err)
 			}
 			s.settle(t)
@@ -59,12 +59,12 @@ func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 			if err != nil || rc != 0 {
 				t.Fatalf("connect: rc %d err %v", rc, err)
 			}
-			defer c.close()
-			if err := c.publish("v1/devices/me/claim", []byte(tc.payload), 1, 9); err != nil {
+			defer c.Close()
+			if err := c.Publish("v1/devices/me/claim", []byte(tc.payload), 1, 9); err != nil {
 				t.Fatalf("publish: %v", err)
 			}
-			typ, body, err := c.read(10 * time.Second)
-			if err != nil || typ != pktPuback || len(body) < 2 || body[0] != 0 || body[1] != 9 {
+			typ, body, err := c.Read(10 * time.Second)
+			if err != nil || typ != PktPuback || len(body) < 2 || body[0] != 0 || body[1] != 9 {
 				t.Fatalf("payload %q: got packet %d %x err %v, want PUBACK for id 9", tc.payload, typ, body, err)
 			}
 			s.settle(t)
@@ -85,11 +85,11 @@ func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 		if err != nil || rc != 0 {
 			t.Fatalf("connect: rc %d err %v", rc, err)
 		}
-		defer c.close()
-		if err := c.publish("v1/devices/me/claim", []byte(`{"secretKey":"q0","durationMs":60000}`), 0, 0); err != nil {
+		defer c.Close()
+		if err := c.Publish("v1/devices/me/claim", []byte(`{"secretKey":"q0","durationMs":60000}`), 0, 0); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if typ, _, err := c.read(time.Second); !errors.Is(err, errNoPacket) {
+		if typ, _, err := c.Read(time.Second); !errors.Is(err, ErrNoPacket) {
 			t.Fatalf("QoS 0 publish answered with packet %d (err %v), want nothing", typ, err)
 		}
 		s.settle(t)
@@ -101,12 +101,12 @@ func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 		if err != nil || rc != 0 {
 			t.Fatalf("connect: rc %d err %v", rc, err)
 		}
-		defer c.close()
-		if err := c.publish("v1/devices/me/claim", []byte(`{"secretKey":"q2"}`), 2, 11); err != nil {
+		defer c.Close()
+		if err := c.Publish("v1/devices/me/claim", []byte(`{"secretKey":"q2"}`), 2, 11); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		typ, _, err := c.read(3 * time.Second)
-		if err == nil && typ == pktPubrec {
+		typ, _, err := c.Read(3 * time.Second)
+		if err == nil && typ == PktPubrec {
 			t.Fatalf("QoS 2 publish answered with PUBREC; ThingsBoard never sends PUBREC")
 		}
 	})
@@ -161,11 +161,11 @@ func (s *suite) testGateway(t *testing.T) {
 		if err != nil || rc != 0 {
 			t.Fatalf("connect: rc %d err %v", rc, err)
 		}
-		defer c.close()
-		if err := c.publish("v1/gateway/claim", []byte(`{"`+name+`":{"secretKey":"x"}}`), 1, 3); err != nil {
+		defer c.Close()
+		if err := c.Publish("v1/gateway/claim", []byte(`{"`+name+`":{"secretKey":"x"}}`), 1, 3); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		if typ, _, err := c.read(2 * time.Second); err == nil {
+		if typ, _, err := c.Read(s.quietFor()); err == nil {
 			t.Fatalf("non-gateway publish to v1/gateway/claim answered with packet type %d, want nothing", typ)
 		}
 		s.settle(t)
@@ -176,15 +176,15 @@ func (s *suite) testGateway(t *testing.T) {
 		if err != nil || rc != 0 {
 			t.Fatalf("connect: rc %d err %v", rc, err)
 		}
-		defer c.close()
-		if err := c.publish("v1/gateway/claim", []byte(`{"a":1}`), 1, 5); err != nil {
+		defer c.Close()
+		if err := c.Publish("v1/gateway/claim", []byte(`{"a":1}`), 1, 5); err != nil {
 			t.Fatalf("publish: %v", err)
 		}
-		typ, _, err := c.read(10 * time.Second)
-		if err != nil || typ != pktPuback {
+		typ, _, err := c.Read(10 * time.Second)
+		if err != nil || typ != PktPuback {
 			t.Fatalf("got packet %d err %v, want PUBACK", typ, err)
 		}
-		if err := c.expectClosed(10 * time.Second); err != nil {
+		if err := c.ExpectClosed(10*time.Second, 0); err != nil {
 			t.Fatalf("after PUBACK: %v", err)
 		}
 	})

@@ -40,6 +40,34 @@ type Target struct {
 	Settle func(ctx context.Context) error
 	// SettleDelay is the sleep used when Settle is nil; 0 means 1 s.
 	SettleDelay time.Duration
+	// QuietFor is how long a scenario waits to be sure that nothing (no PUBACK, no relayed message)
+	// arrives; 0 means 2 s, enough for ThingsBoard's asynchronous processing.
+	QuietFor time.Duration
+
+	// Restart stops the target and starts it again on the same addresses with the same database,
+	// returning once it serves again. nil skips the restart scenario. For the emulator it is an
+	// emulator-only hook (Close, then Start on the same data directory); for a real ThingsBoard the
+	// runner must provide it (CLAIMSVC_TB_RESTART_CMD).
+	Restart func(ctx context.Context) error
+	// ClaimCacheSize is the target's cache.specs.claimDevices.maxSize; 0 means ThingsBoard's 1000.
+	// A negative value skips the cache admission scenario.
+	ClaimCacheSize int
+	// MaxSessionsPerDevice is the target's actors.session.max_concurrent_sessions_per_device; 0
+	// means ThingsBoard's 1.
+	MaxSessionsPerDevice int
+	// IPLimits describes the target's transport.rate_limits when ip_limits_enabled is true; nil
+	// (ThingsBoard's default: disabled) skips the IP blocking scenario. The scenario blocks the
+	// suite's own address and then waits out the block (or moves the clock past it).
+	IPLimits *IPLimits
+	// DeviceRateLimit is the transportDeviceMsgRateLimit of the target tenant's profile, e.g.
+	// "20:60"; "" (ThingsBoard's default: none) skips the device rate limit scenario.
+	DeviceRateLimit string
+}
+
+// IPLimits are transport.rate_limits.max_wrong_credentials_per_ip and ip_block_timeout.
+type IPLimits struct {
+	MaxWrongCredentials int
+	BlockTimeout        time.Duration
 }
 
 // suite carries what every scenario needs.
@@ -80,6 +108,22 @@ func Run(t *testing.T, target Target) {
 	if target.DemoData {
 		t.Run("DemoData", s.testDemoData)
 	}
+	// What claimsvc's three deliveries rely on (docs/thingsboard.md §1.2, §1.3, §3.2, §5, §9).
+	t.Run("DeliveryMQTT", s.testDeliveryMQTT)
+	t.Run("DeliveryHTTP", s.testDeliveryHTTP)
+	t.Run("DeliveryAttribute", s.testDeliveryAttribute)
+	t.Run("RESTForClaimsvc", s.testRESTForClaimsvc)
+	t.Run("APIKeys", s.testAPIKeys)
+	t.Run("RestartBeforeCustomerClaims", s.testRestart)
+	// Where the emulator once differed from ThingsBoard (docs/thingsboard.md §9).
+	t.Run("OneSessionPerDevice", s.testOneSessionPerDevice)
+	t.Run("DeviceProfiles", s.testDeviceProfiles)
+	t.Run("MQTTSurface", s.testMQTTSurface)
+	t.Run("CustomerClaimBody", s.testCustomerClaimBody)
+	t.Run("DeviceRateLimit", s.testDeviceRateLimit)
+	// Last: they fill the claim cache, and block the suite's own address.
+	t.Run("CacheAdmission", s.testCacheAdmission)
+	t.Run("IPBlocking", s.testIPBlocking)
 }
 
 // name returns a fresh entity name for this run.
@@ -167,6 +211,39 @@ func (s *suite) claimEventually(t *testing.T, jwt, name, secret string) response
 		time.Sleep(250 * time.Millisecond)
 	}
 	return r
+}
+
+// mqtt connects with raw options and fails the test on a network error. The connection is closed
+// when the test ends.
+func (s *suite) mqtt(t *testing.T, o RawOptions) (*RawMQTT, []byte) {
+	t.Helper()
+	if o.ClientID == "" && o.Username != nil {
+		o.ClientID = s.name("raw")
+	}
+	c, ack, err := DialRaw(s.target.MQTTAddr, o)
+	if err != nil {
+		t.Fatalf("mqtt connect: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c, ack
+}
+
+// connect connects as token (MQTT version 4 or 5) and fails unless CONNACK 0 comes back.
+func (s *suite) connect(t *testing.T, version byte, token string) *RawMQTT {
+	t.Helper()
+	c, ack := s.mqtt(t, RawOptions{Version: version, Username: Str(token)})
+	if ack == nil || ack[1] != 0 {
+		t.Fatalf("connect: CONNACK %x, want 0", ack)
+	}
+	return c
+}
+
+// quietFor is Target.QuietFor with its default.
+func (s *suite) quietFor() time.Duration {
+	if s.target.QuietFor > 0 {
+		return s.target.QuietFor
+	}
+	return 2 * time.Second
 }
 
 // wait lets time pass on the target: the emulator's clock, or real time.
