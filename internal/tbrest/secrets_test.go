@@ -14,12 +14,14 @@ import (
 	"time"
 
 	"github.com/claimsvc/claimsvc/internal/syncbuf"
+	"github.com/claimsvc/claimsvc/internal/tbemu"
 )
 
 // TestSecretsNeverLeak makes every call fail in every way it can (ThingsBoard down, connections
 // cut, timeouts, answers that quote the request) and checks that no error, cause or log line holds
 // the password, the API key, a JWT, the device token, the secret key or a request URL.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	const (
 		password = "Pw-leak-canary-91"
 		apiKey   = "tb_APIKEY-leak-canary-92"
@@ -69,7 +71,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// 2. Logged in to a ThingsBoard that then goes away: the JWT is held while calls fail.
 	emu := startEmulator(t, nil)
 	live := cfg(emu.HTTPURL())
-	live.Password = "tenant"
+	live.Password = tbemu.DemoTenantAdminPassword
 	c := newClient(t, live)
 	if err := c.Check(ctxT(t)); err != nil {
 		t.Fatal(err)
