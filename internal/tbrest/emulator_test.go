@@ -24,6 +24,13 @@ func tenantClient(t *testing.T, emu *tbemu.Emulator, reqs *requests) *Client {
 		OnRequest: reqs.hook})
 }
 
+// clockedTenant starts an emulator on a manual clock and a tenant administrator's Client for it.
+func clockedTenant(t *testing.T) (*tbemu.ManualClock, *Client, *requests) {
+	clock := tbemu.NewManualClock(time.Now())
+	reqs := newRequests()
+	return clock, tenantClient(t, startEmulator(t, clock), reqs), reqs
+}
+
 func TestEmulatorDevices(t *testing.T) {
 	t.Parallel()
 	emu := startEmulator(t, nil)
@@ -131,10 +138,7 @@ func TestEmulatorClaimingData(t *testing.T) {
 // the old one.
 func TestEmulatorRefreshBeforeExpiry(t *testing.T) {
 	t.Parallel()
-	clock := tbemu.NewManualClock(time.Now())
-	emu := startEmulator(t, clock)
-	reqs := newRequests()
-	c := tenantClient(t, emu, reqs)
+	clock, c, reqs := clockedTenant(t)
 	c.now = clock.Now
 	ctx := ctxT(t)
 
@@ -159,10 +163,7 @@ func TestEmulatorRefreshBeforeExpiry(t *testing.T) {
 // call succeeds.
 func TestEmulatorReloginOnExpiredJWT(t *testing.T) {
 	t.Parallel()
-	clock := tbemu.NewManualClock(time.Now())
-	emu := startEmulator(t, clock)
-	reqs := newRequests()
-	c := tenantClient(t, emu, reqs)
+	clock, c, reqs := clockedTenant(t) // the Client keeps real time
 	ctx := ctxT(t)
 
 	if _, err := c.DeviceByName(ctx, demoDevice); err != nil {
