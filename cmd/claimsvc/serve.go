@@ -17,6 +17,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/config"
 	"github.com/claimsvc/claimsvc/internal/dispatch"
+	"github.com/claimsvc/claimsvc/internal/health"
 	claimhttp "github.com/claimsvc/claimsvc/internal/http"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
@@ -24,6 +25,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/seal"
 	"github.com/claimsvc/claimsvc/internal/store"
 	"github.com/claimsvc/claimsvc/internal/tbemu"
+	"github.com/claimsvc/claimsvc/internal/track"
 )
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
@@ -35,9 +37,9 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the database and, unless told not to, migrates it.
-func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, sealer *seal.Sealer) (*store.Store, error) {
+func openStore(ctx context.Context, cfg config.Config, log *slog.Logger, sealer *seal.Sealer, opts ...store.Option) (*store.Store, error) {
 	st, err := store.Open(ctx, cfg.DatabaseURL, int32(cfg.DBMaxConns), sealer,
-		store.WithGroupCommit(store.GroupCommit{Committers: cfg.IntakeCommitters, MaxBatch: cfg.IntakeBatch}))
+		append(opts, store.WithGroupCommit(store.GroupCommit{Committers: cfg.IntakeCommitters, MaxBatch: cfg.IntakeBatch}))...)
 	if err != nil {
 		return nil, err
 	}
@@ -97,16 +99,27 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 		defer emu.Close()
 		mqttURL = "tcp://" + emu.MQTTAddr()
-		log.Info("demo mode: delivering to the in-process ThingsBoard emulator instead of --mqtt-url",
-			"mqtt", mqttURL, "thingsboard_rest", emu.HTTPURL(), "customer", "customerA@thingsboard.org / customer",
-			"claimable_devices", "DHT11 Demo Device (DHT11_DEMO_TOKEN), Raspberry Pi Demo Device (RASPBERRY_PI_DEMO_TOKEN)")
+		// An API key of the demo tenant administrator, made by the emulator
+		// at start (ThingsBoard 4.3+ style; never logged).
+		cfg.TB = config.ThingsBoard{URL: emu.HTTPURL(), APIKey: emu.DemoAPIKey(), PollInterval: cfg.TB.PollInterval}
+		if !cfg.Given("tb-poll-interval") {
+			cfg.TB.PollInterval = 2 * time.Second // the walk-through shows "claimed" within seconds
+		}
+		log.Info("demo mode: delivering to the in-process ThingsBoard emulator instead of --mqtt-url and CLAIMSVC_TB_*",
+			"mqtt", mqttURL, "thingsboard", emu.HTTPURL(), "tb_poll_interval", cfg.TB.PollInterval,
+			"customer", "customerA@thingsboard.org / customer",
+			"claimable_devices", "DHT11 Demo Device (DHT11_DEMO_TOKEN), Raspberry Pi Demo Device (RASPBERRY_PI_DEMO_TOKEN), "+
+				"Thermostat T1 (T1_TEST_TOKEN), Thermostat T2 (T2_TEST_TOKEN)")
 	}
 	pub, err := mqtt.New(mqtt.Config{URL: mqttURL, CAFile: cfg.MQTTCAFile, ConnectTimeout: cfg.MQTTConnectTimeout, AckTimeout: cfg.MQTTAckTimeout})
 	if err != nil {
 		return err
 	}
 
-	st, err := openStore(ctx, cfg, log, sealer)
+	m := metrics.New()
+	st, err := openStore(ctx, cfg, log, sealer, store.WithSuperseded(func(n int) {
+		m.Transitions.WithLabelValues(string(claim.StatusSuperseded)).Add(float64(n))
+	}))
 	if err != nil {
 		return err
 	}
@@ -122,19 +135,45 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if floor := cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second; leaseFor < floor {
 		return fmt.Errorf("CLAIMSVC_LEASE_DURATION %s: must exceed one attempt (connect + ack timeouts + 1s = %s)", leaseFor, floor)
 	}
-	m := metrics.New()
+	board := health.New(func(name string, up bool) {
+		v := 0.0
+		if up {
+			v = 1
+		}
+		m.DependencyUp.WithLabelValues(name).Set(v)
+		if name == health.MQTT {
+			m.BrokerUp.Set(v)
+		}
+	})
+	senders := dispatch.Senders{claim.DeliveryMQTT: pub}
+	tb, err := thingsBoard(cfg.TB, log, m, senders)
+	if err != nil {
+		return err
+	}
+	if tb != nil {
+		defer tb.Close()
+	}
+	var canceller claimhttp.Canceller = st
+	var tracker *track.Tracker
+	if cfg.TB.REST() {
+		tracker = track.New(st, trackerAPI{tb}, track.Config{Every: cfg.TB.PollInterval}, log.With("component", "tracker"), m, board)
+		canceller = tracker
+	}
 	hub := notify.New()
-	disp := dispatch.New(st, pub, dispatch.Config{
+	disp := dispatch.New(st, senders, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
 		LeaseFor: leaseFor, ReapInterval: min(15*time.Second, leaseFor/4),
 		AttemptMax:    cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second,
 		ShutdownGrace: cfg.ShutdownTimeout / 2,
 		ProbeInterval: cfg.BrokerProbe, StatsInterval: cfg.StatsInterval,
+		Health: board,
 	}, log.With("component", "dispatcher"), m, hub.Done)
 
 	var draining atomic.Bool
 	handler := claimhttp.NewServer(claimhttp.Deps{
-		Store: st, Validator: claim.NewValidator(cfg.DefaultDurationMs), Metrics: m, Hub: hub,
+		Store: st, Canceller: canceller, Health: board, Validator: claim.NewValidator(claim.Rules{
+			DefaultDurationMs: cfg.DefaultDurationMs, DefaultDelivery: claim.Delivery(cfg.Delivery), CacheTTL: cfg.TBClaimCacheTTL,
+			MissingREST: cfg.TB.MissingREST(), MissingDeviceAPI: cfg.TB.MissingDeviceAPI()}), Metrics: m, Hub: hub,
 		Log:    log.With("component", "http"),
 		Access: claimhttp.Access{KeyHashes: cfg.APIKeyHashes, RequireForClaims: cfg.RequireAPIKey},
 		Limits: claimhttp.Limits{
@@ -158,7 +197,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "mqtt", pub.Broker(), "encrypted_at_rest", sealer.Encrypts(),
-		"api_keys", len(cfg.APIKeyHashes), "require_api_key", cfg.RequireAPIKey)
+		"api_keys", len(cfg.APIKeyHashes), "require_api_key", cfg.RequireAPIKey,
+		"deliveries", deliveries(senders), "default_delivery", cfg.Delivery, "tracker", tracker != nil)
 
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(ctx, cfg.PprofAddr, log)
@@ -178,6 +218,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return nil
 	})
 	g.Go(func() error { return disp.Run(dispCtx) })
+	if tracker != nil {
+		g.Go(func() error { return tracker.Run(dispCtx) })
+	}
 	g.Go(func() error {
 		<-gctx.Done() // a signal, or the HTTP server failed
 		log.Info("shutting down")
@@ -197,4 +240,15 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	err = g.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// deliveries lists the deliveries this process can make, for its log.
+func deliveries(s dispatch.Senders) []string {
+	var out []string
+	for _, d := range claim.Deliveries {
+		if s[d] != nil {
+			out = append(out, string(d))
+		}
+	}
+	return out
 }

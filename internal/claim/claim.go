@@ -15,42 +15,87 @@ import (
 	"github.com/google/uuid"
 )
 
-// Status is where a claim stands. See docs/design.md §2 "Statuses".
+// Status is where a claim stands. See docs/design.md §2 "Statuses" and §9.
 type Status string
 
 const (
 	StatusPending   Status = "pending"   // stored, not yet acknowledged by ThingsBoard
-	StatusDelivered Status = "delivered" // ThingsBoard's MQTT transport sent PUBACK
-	StatusRejected  Status = "rejected"  // CONNACK 4/5: ThingsBoard does not know the token
+	StatusDelivered Status = "delivered" // ThingsBoard acknowledged it (PUBACK, HTTP 200, attribute written)
+	StatusRejected  Status = "rejected"  // ThingsBoard does not know the token or the device, or it is already claimed
 	StatusFailed    Status = "failed"    // undelivered after MaxPendingAge, or a permanent local error
-	StatusCancelled Status = "cancelled" // cancelled by an operator while pending
+	StatusCancelled Status = "cancelled" // cancelled while pending, or an attribute claim revoked
+	StatusClaimed   Status = "claimed"   // the device now belongs to a customer
+	StatusExpired   Status = "expired"   // expiresAt passed and no customer has the device
+	// StatusSuperseded: a newer attribute claim for the device replaced it
+	// (ThingsBoard keeps the last claimingData written).
+	StatusSuperseded Status = "superseded"
 )
 
-// Final reports whether no further delivery will happen without an operator.
+// Statuses lists every status, in the order a claim may pass through them.
+var Statuses = []Status{StatusPending, StatusDelivered, StatusClaimed, StatusExpired, StatusSuperseded,
+	StatusRejected, StatusFailed, StatusCancelled}
+
+// Final reports whether no further delivery attempt will happen without an
+// operator: every status but pending. A delivered claim may still become
+// claimed, expired, superseded or (attribute) cancelled.
 func (s Status) Final() bool { return s != StatusPending }
 
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
-	switch s {
-	case StatusPending, StatusDelivered, StatusRejected, StatusFailed, StatusCancelled:
-		return true
+	for _, k := range Statuses {
+		if s == k {
+			return true
+		}
 	}
 	return false
 }
+
+// Delivery is how a claim reaches ThingsBoard (docs/design.md §9).
+type Delivery string
+
+const (
+	// DeliveryMQTT: the device-side claim on v1/devices/me/claim, as the
+	// device (docs/thingsboard.md §1.2). Lives in ThingsBoard's claim cache.
+	DeliveryMQTT Delivery = "mqtt"
+	// DeliveryHTTP: the same device-side claim through the HTTP device API
+	// (docs/thingsboard.md §1.3); opens no device session.
+	DeliveryHTTP Delivery = "http"
+	// DeliveryAttribute: the server-side claimingData attribute, written
+	// through the REST API (docs/thingsboard.md §3.2); survives restarts
+	// and a customer's typo.
+	DeliveryAttribute Delivery = "attribute"
+)
+
+// Deliveries lists every delivery.
+var Deliveries = []Delivery{DeliveryMQTT, DeliveryHTTP, DeliveryAttribute}
+
+// Valid reports whether d is a known delivery.
+func (d Delivery) Valid() bool {
+	return d == DeliveryMQTT || d == DeliveryHTTP || d == DeliveryAttribute
+}
+
+// DeviceSide reports whether d registers the claim as the device does, in
+// ThingsBoard's claim cache (docs/thingsboard.md §3.1).
+func (d Delivery) DeviceSide() bool { return d != DeliveryAttribute }
 
 // ThingsBoardDefaultDuration is what ThingsBoard applies when a claim carries
 // no durationMs (security.claim.duration, 24 h).
 const ThingsBoardDefaultDuration = 24 * time.Hour
 
-// MaxDurationMs is the longest claim window claimsvc accepts (30 days).
-const MaxDurationMs = 2_592_000_000
+// MaxDurationMs is the longest claim window claimsvc accepts (365 days, for
+// attribute claims; device-side claims are capped lower, by ThingsBoard's
+// claim cache: see Rules.CacheTTL).
+const MaxDurationMs = 31_536_000_000
 
-// Claim is one stored claim. Token and SecretKey are only populated where the
-// claim may still be sent (the dispatcher's lease); they are erased from the
-// database once the claim is delivered, rejected or cancelled.
+// MaxDeviceName is the longest device name accepted (ThingsBoard's limit).
+const MaxDeviceName = 255
+
+// Claim is one stored claim, as the API shows it: never its token or secret.
 type Claim struct {
 	ID            uuid.UUID
 	Status        Status
+	Delivery      Delivery
+	DeviceName    string // "" when the request named none
 	TokenHint     string
 	HasSecret     bool
 	DurationMs    *int64
@@ -60,20 +105,22 @@ type Claim struct {
 	UpdatedAt     time.Time
 	NextAttemptAt *time.Time
 	DeliveredAt   *time.Time
+	// ExpiresAt is when ThingsBoard forgets the claim: set at delivery to
+	// deliveredAt + duration (ThingsBoard's 24 h default when none was
+	// sent), or the expirationTime written for an attribute claim.
+	ExpiresAt  *time.Time
+	ClaimedAt  *time.Time // with StatusClaimed: when claimsvc saw the customer
+	CustomerID string     // with StatusClaimed: ThingsBoard's customer id
 }
 
-// ExpiresAt is when ThingsBoard forgets the claim: deliveredAt + duration, or
-// ThingsBoard's 24 h default when no duration was sent.
-func (c Claim) ExpiresAt() *time.Time {
-	if c.DeliveredAt == nil {
-		return nil
-	}
+// ExpiryAfter is when a claim delivered at t with durationMs expires in
+// ThingsBoard: t + duration, or ThingsBoard's 24 h default without one.
+func ExpiryAfter(t time.Time, durationMs *int64) time.Time {
 	d := ThingsBoardDefaultDuration
-	if c.DurationMs != nil {
-		d = time.Duration(*c.DurationMs) * time.Millisecond
+	if durationMs != nil {
+		d = time.Duration(*durationMs) * time.Millisecond
 	}
-	t := c.DeliveredAt.Add(d)
-	return &t
+	return t.Add(d)
 }
 
 // Token is a device access token. It never prints itself: logging a Token by
@@ -112,16 +159,21 @@ func (t Token) GoString() string    { return Hint(string(t)) }
 // Request is a validated claim request.
 type Request struct {
 	Token          Token
-	SecretKey      *Secret // nil: absent (ThingsBoard's default "")
-	DurationMs     *int64  // nil: absent (ThingsBoard's default, 24 h)
-	IdempotencyKey string  // "" when none
-	Force          bool    // ?force=true: override the hold rule
+	SecretKey      *Secret  // nil: absent (ThingsBoard's default "")
+	DurationMs     *int64   // nil: absent (ThingsBoard's default, 24 h)
+	Delivery       Delivery // never empty once validated
+	DeviceName     string   // "" when none was given
+	IdempotencyKey string   // "" when none
+	Force          bool     // ?force=true: override the hold rule
 }
 
-// Fingerprint identifies "the same request" (token + secret + duration) for
-// replays after the token and secret are erased. It is an HMAC keyed with the
-// token, so the stored value cannot be used to guess a short secret without
-// the token, which is no longer stored once the claim is final.
+// Fingerprint identifies "the same request" (token + secret + duration, and
+// the delivery and device name when they are not the defaults) for replays
+// after the token and secret are erased. It is an HMAC keyed with the token,
+// so the stored value cannot be used to guess a short secret without the
+// token, which is no longer stored once the claim is final. A request with
+// the default delivery and no device name has the fingerprint it had before
+// deliveries existed, so replays work across the upgrade.
 func (r Request) Fingerprint() []byte {
 	m := hmac.New(sha256.New, []byte(r.Token))
 	if r.SecretKey != nil {
@@ -133,6 +185,12 @@ func (r Request) Fingerprint() []byte {
 	m.Write([]byte{0})
 	if r.DurationMs != nil {
 		m.Write([]byte(strconv.FormatInt(*r.DurationMs, 10)))
+	}
+	if (r.Delivery != "" && r.Delivery != DeliveryMQTT) || r.DeviceName != "" {
+		m.Write([]byte{0})
+		m.Write([]byte(r.Delivery))
+		m.Write([]byte{0})
+		m.Write([]byte(r.DeviceName))
 	}
 	return m.Sum(nil)
 }

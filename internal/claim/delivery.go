@@ -13,6 +13,8 @@ import (
 type Job struct {
 	ID           uuid.UUID
 	Lease        uuid.UUID // this lease's id: outcomes are applied only while it still holds
+	Delivery     Delivery
+	DeviceName   string // "" when none was given (required for DeliveryAttribute)
 	Token        Token
 	SecretKey    *Secret
 	DurationMs   *int64
@@ -34,9 +36,14 @@ const (
 	// FailUnreachable: no answer from ThingsBoard at all (refused, timed out,
 	// TLS failure). It says nothing about the claim: retry once it answers.
 	FailUnreachable FailureKind = "unreachable"
-	// FailRejected: ThingsBoard refused the device's credentials (MQTT
-	// CONNACK 4 or 5): it does not know this token. Final, never retried.
+	// FailRejected: ThingsBoard refused the claim for good: it does not know
+	// the token (MQTT CONNACK 4 or 5, HTTP 401) or the device name, or the
+	// device already has a customer. Final, never retried.
 	FailRejected FailureKind = "rejected"
+	// FailUnauthorized: ThingsBoard's REST API refused claimsvc's own
+	// credentials (401/403): an operator's problem, not the claim's, so the
+	// claim is retried, and the service reports it (metric, log, readiness).
+	FailUnauthorized FailureKind = "unauthorized"
 	// FailTransient: anything else; retried with backoff.
 	FailTransient FailureKind = "transient"
 )
@@ -84,6 +91,16 @@ type Outcome struct {
 	Failure FailureKind   // the last failure's kind; empty for Delivered
 	Reason  string        // last_error and the events' detail; empty for Delivered
 	Next    time.Duration // Retry: the next attempt is due this long after the report lands
+	Receipt Receipt       // Delivered: what the delivery learnt
+}
+
+// Receipt is what a delivery learnt that the store keeps: ThingsBoard's id
+// for the device (attribute claims resolve it by name) and the exact
+// expiry written (attribute claims). Zero values: unknown, and the store
+// computes the expiry from the delivery time and the duration.
+type Receipt struct {
+	DeviceID  string
+	ExpiresAt time.Time
 }
 
 // OutcomeOf is the outcome of job j. err is the attempt's error (nil when

@@ -2,6 +2,7 @@ package claim
 
 import (
 	"bytes"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,7 +18,9 @@ import (
 type Prior struct {
 	ID          uuid.UUID
 	Status      Status
+	Delivery    Delivery
 	DeliveredAt *time.Time
+	ExpiresAt   *time.Time
 	// TokenHash and Fingerprint identify the request: for a device's claim,
 	// the claim's own; for an Idempotency-Key, the request that used the key.
 	TokenHash   []byte
@@ -25,14 +28,21 @@ type Prior struct {
 }
 
 // Live reports whether p still stands in the way of a different claim for
-// its device: it is pending (it will be sent), or it was delivered less than
-// hold before now (ThingsBoard keeps the first claim and silently ignores a
-// new one while it is cached, docs/thingsboard.md §3.1).
+// its device: it is pending (it will be sent); or it is a device-side claim
+// delivered less than hold before now (ThingsBoard keeps the first claim and
+// silently ignores a new one while it is cached, docs/thingsboard.md §3.1);
+// or it is an attribute claim delivered and not yet expired (ThingsBoard
+// reads a cached device-side claim before the attribute, docs/thingsboard.md
+// §3.2, so the two
+// would compete).
 func (p Prior) Live(now time.Time, hold time.Duration) bool {
 	switch p.Status {
 	case StatusPending:
 		return true
 	case StatusDelivered:
+		if p.Delivery == DeliveryAttribute {
+			return p.ExpiresAt == nil || p.ExpiresAt.After(now)
+		}
 		return p.DeliveredAt != nil && p.DeliveredAt.After(now.Add(-hold))
 	}
 	return false
@@ -61,6 +71,9 @@ type Verdict struct {
 	Err   *Error
 	// RecordKey: remember the request's Idempotency-Key as answered by Claim.
 	RecordKey bool
+	// Supersede (with Insert): earlier attribute claims of the device that
+	// the new attribute claim replaces (ThingsBoard keeps the last write).
+	Supersede []uuid.UUID
 }
 
 // VerdictKind is the kind of a Verdict.
@@ -94,7 +107,10 @@ func NewIncoming(req Request, newID uuid.UUID) Incoming {
 //   - An Idempotency-Key used before answers with its claim when the request
 //     is the same (device and fingerprint), and is refused otherwise.
 //   - A live claim of the device (see Prior.Live) answers when it is the same
-//     request, and otherwise blocks it (409) unless the request forces.
+//     request. Otherwise, an attribute claim whose device's live claims are
+//     all attribute claims replaces them (they become superseded); any other
+//     request is blocked (409) unless it forces. A forced attribute claim
+//     also supersedes the live attribute claims.
 //   - Otherwise the request inserts a new pending claim.
 //
 // A key is recorded for every request answered by a new claim or a replay
@@ -120,19 +136,34 @@ func DecideIntake(in []Incoming, view IntakeView) []Verdict {
 			continue
 		}
 		v := Verdict{Kind: Insert, Claim: r.NewID}
-		if b := Blocking(devices[string(r.TokenHash)], uuid.Nil, view.Now, view.Hold); b != nil {
+		dev := devices[string(r.TokenHash)]
+		if b := Blocking(dev, uuid.Nil, view.Now, view.Hold); b != nil {
+			live, allAttribute := liveClaims(dev, view.Now, view.Hold)
 			switch {
 			case bytes.Equal(b.Fingerprint, r.Fingerprint):
 				v = Verdict{Kind: Replay, Claim: b.ID}
+			case r.Req.Delivery == DeliveryAttribute && (allAttribute || r.Req.Force):
+				for _, p := range live {
+					if p.Delivery == DeliveryAttribute {
+						v.Supersede = append(v.Supersede, p.ID)
+					}
+				}
 			case !r.Req.Force:
 				out[i] = Verdict{Kind: Refuse, Err: HoldConflict(*b)}
 				continue
 			}
 		}
 		if v.Kind == Insert {
-			// The new claim is now the device's newest.
-			devices[string(r.TokenHash)] = append([]Prior{{ID: r.NewID, Status: StatusPending,
-				TokenHash: r.TokenHash, Fingerprint: r.Fingerprint}}, devices[string(r.TokenHash)]...)
+			// The new claim is now the device's newest; those it replaces
+			// are no longer live.
+			kept := []Prior{{ID: r.NewID, Status: StatusPending, Delivery: r.Req.Delivery,
+				TokenHash: r.TokenHash, Fingerprint: r.Fingerprint}}
+			for _, p := range dev {
+				if !slices.Contains(v.Supersede, p.ID) {
+					kept = append(kept, p)
+				}
+			}
+			devices[string(r.TokenHash)] = kept
 		}
 		if key != "" {
 			v.RecordKey = true
@@ -141,6 +172,19 @@ func DecideIntake(in []Incoming, view IntakeView) []Verdict {
 		out[i] = v
 	}
 	return out
+}
+
+// liveClaims returns the device's live claims and whether they are all
+// attribute claims.
+func liveClaims(claims []Prior, now time.Time, hold time.Duration) (live []Prior, allAttribute bool) {
+	allAttribute = true
+	for _, p := range claims {
+		if p.Live(now, hold) {
+			live = append(live, p)
+			allAttribute = allAttribute && p.Delivery == DeliveryAttribute
+		}
+	}
+	return live, allAttribute
 }
 
 // Blocking returns the first of a device's claims (given newest first) that
@@ -159,7 +203,12 @@ func Blocking(claims []Prior, except uuid.UUID, now time.Time, hold time.Duratio
 // one message for intake and retry alike.
 func HoldConflict(b Prior) *Error {
 	msg := "a different claim for this device is pending; it will be sent"
-	if b.Status == StatusDelivered {
+	switch {
+	case b.Status == StatusDelivered && b.Delivery == DeliveryAttribute:
+		msg = "an attribute claim for this device is live until it expires or a customer uses it; " +
+			"ThingsBoard reads a device-side claim before the attribute, so the two would compete: " +
+			"revoke the attribute claim first (DELETE /claims/{id}), or send this one as an attribute claim too, which replaces it"
+	case b.Status == StatusDelivered:
 		msg = "a different claim for this device was delivered within the hold window; " +
 			"ThingsBoard keeps the first claim it has cached and silently ignores a new one until that one is used, " +
 			"evicted (a wrong secret typed by a customer evicts it) or expires"

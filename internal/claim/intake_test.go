@@ -153,3 +153,75 @@ func TestHoldConflictMessage(t *testing.T) {
 		t.Fatal("a claim blocks its own retry")
 	}
 }
+
+// Attribute claims replace earlier attribute claims; they never silently
+// compete with device-side claims (docs/design.md §9).
+func TestDecideIntakeDeliveries(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	const hold = 24 * time.Hour
+	ago := func(d time.Duration) *time.Time { x := now.Add(-d); return &x }
+	in := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
+	const tok = Token("TOKEN_ATTRIBUTE_01")
+	attr := func(secret string) Request {
+		return Request{Token: tok, SecretKey: ptr(Secret(secret)), Delivery: DeliveryAttribute, DeviceName: "Sensor 1"}
+	}
+	mqtt := func(secret string) Request {
+		return Request{Token: tok, SecretKey: ptr(Secret(secret)), Delivery: DeliveryMQTT}
+	}
+	old, older := uuid.New(), uuid.New()
+	prior := func(id uuid.UUID, r Request, st Status, delivered, expires *time.Time) Prior {
+		return Prior{ID: id, Status: st, Delivery: r.Delivery, DeliveredAt: delivered, ExpiresAt: expires,
+			TokenHash: r.Token.Hash(), Fingerprint: r.Fingerprint()}
+	}
+	newID := uuid.New()
+	for _, tc := range []struct {
+		name      string
+		req       Request
+		claims    []Prior // newest first
+		kind      VerdictKind
+		supersede []uuid.UUID
+		blocking  uuid.UUID
+	}{
+		{"attribute replaces a live attribute claim", attr("b"),
+			[]Prior{prior(old, attr("a"), StatusDelivered, ago(time.Hour), in(time.Hour))}, Insert, []uuid.UUID{old}, uuid.Nil},
+		{"and a pending one", attr("b"),
+			[]Prior{prior(old, attr("a"), StatusPending, nil, nil)}, Insert, []uuid.UUID{old}, uuid.Nil},
+		{"the same attribute request replays", attr("a"),
+			[]Prior{prior(old, attr("a"), StatusDelivered, ago(time.Hour), in(time.Hour))}, Replay, nil, uuid.Nil},
+		{"an expired attribute claim is not live", attr("b"),
+			[]Prior{prior(old, attr("a"), StatusDelivered, ago(48*time.Hour), ago(time.Hour))}, Insert, nil, uuid.Nil},
+		{"a live attribute claim lives past the hold", mqtt("b"),
+			[]Prior{prior(old, attr("a"), StatusDelivered, ago(30*24*time.Hour), in(time.Hour))}, Refuse, nil, old},
+		{"attribute does not replace a device-side claim in ThingsBoard's cache", attr("b"),
+			[]Prior{prior(old, mqtt("a"), StatusDelivered, ago(time.Hour), in(time.Hour))}, Refuse, nil, old},
+		{"device-side does not compete with a live attribute claim", mqtt("b"),
+			[]Prior{prior(old, attr("a"), StatusDelivered, ago(time.Hour), in(time.Hour))}, Refuse, nil, old},
+		{"forced attribute supersedes only attribute claims", func() Request { r := attr("b"); r.Force = true; return r }(),
+			[]Prior{prior(old, mqtt("a"), StatusPending, nil, nil), prior(older, attr("x"), StatusDelivered, ago(time.Hour), in(time.Hour))},
+			Insert, []uuid.UUID{older}, uuid.Nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := DecideIntake([]Incoming{NewIncoming(tc.req, newID)}, IntakeView{Now: now, Hold: hold,
+				Devices: map[string][]Prior{string(tok.Hash()): tc.claims}})[0]
+			if v.Kind != tc.kind || len(v.Supersede) != len(tc.supersede) {
+				t.Fatalf("verdict %+v, want kind %v superseding %v", v, tc.kind, tc.supersede)
+			}
+			for i := range tc.supersede {
+				if v.Supersede[i] != tc.supersede[i] {
+					t.Fatalf("supersedes %v, want %v", v.Supersede, tc.supersede)
+				}
+			}
+			if tc.kind == Refuse && (v.Err.Blocking == nil || *v.Err.Blocking != tc.blocking) {
+				t.Fatalf("refused with %+v, want it to name %s", v.Err, tc.blocking)
+			}
+		})
+	}
+	// In one group: the second attribute claim replaces the first, which the
+	// group itself inserts.
+	first, second := uuid.New(), uuid.New()
+	vs := DecideIntake([]Incoming{NewIncoming(attr("a"), first), NewIncoming(attr("b"), second)}, IntakeView{Now: now, Hold: hold})
+	if vs[0].Kind != Insert || vs[1].Kind != Insert || len(vs[1].Supersede) != 1 || vs[1].Supersede[0] != first {
+		t.Fatalf("verdicts %+v", vs)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -42,6 +43,9 @@ type Config struct {
 	Workers            int
 	DefaultDurationMs  int64
 	TBClaimHold        time.Duration
+	TBClaimCacheTTL    time.Duration // ThingsBoard's claim cache TTL: device-side claims may not ask for more
+	Delivery           string        // the delivery of a request that names none
+	TB                 ThingsBoard   // ThingsBoard's REST API (attribute and http deliveries, the tracker)
 	MaxPendingAge      time.Duration
 	ShutdownTimeout    time.Duration
 	LogLevel           slog.Level
@@ -50,6 +54,49 @@ type Config struct {
 	DemoMQTTAddr       string
 	DemoHTTPAddr       string
 	PprofAddr          string // "": no profiling endpoint
+
+	given map[string]bool // flags whose value came from the command line or the environment
+}
+
+// Given reports whether the setting with this flag name was set on the
+// command line or in the environment, rather than left at its default.
+func (c Config) Given(flag string) bool { return c.given[flag] }
+
+// ThingsBoard is how claimsvc reaches ThingsBoard's REST API and HTTP device
+// API. URL alone enables the http delivery; URL and credentials (an API key,
+// or a tenant administrator's user name and password) enable the attribute
+// delivery and the tracker.
+type ThingsBoard struct {
+	URL          string
+	APIKey       string
+	Username     string
+	Password     string
+	CAFile       string
+	PollInterval time.Duration
+}
+
+// REST reports whether the REST API can be used: a URL and credentials.
+func (t ThingsBoard) REST() bool { return t.URL != "" && (t.APIKey != "" || t.Username != "") }
+
+// MissingREST names the settings the REST API still needs ("" when none).
+func (t ThingsBoard) MissingREST() string {
+	switch {
+	case t.URL == "" && t.APIKey == "" && t.Username == "":
+		return "CLAIMSVC_TB_URL and CLAIMSVC_TB_API_KEY (or CLAIMSVC_TB_USERNAME and CLAIMSVC_TB_PASSWORD)"
+	case t.URL == "":
+		return "CLAIMSVC_TB_URL"
+	case t.APIKey == "" && t.Username == "":
+		return "CLAIMSVC_TB_API_KEY (or CLAIMSVC_TB_USERNAME and CLAIMSVC_TB_PASSWORD)"
+	}
+	return ""
+}
+
+// MissingDeviceAPI names the setting the HTTP device API still needs.
+func (t ThingsBoard) MissingDeviceAPI() string {
+	if t.URL == "" {
+		return "CLAIMSVC_TB_URL"
+	}
+	return ""
 }
 
 // setting is one row of the table: a flag, its variable, its default.
@@ -121,8 +168,36 @@ var settings = []setting{
 		usage: "durationMs for claims that give none (unset: leave it out and let ThingsBoard apply its 24 h)",
 		apply: parseDefaultDuration},
 	{flag: "tb-claim-hold", env: "CLAIMSVC_TB_CLAIM_HOLD", def: "24h",
-		usage: "after a delivery, refuse (409) a different claim for the device this long: ThingsBoard ignores it while the first is cached",
+		usage: "after a device-side delivery, refuse (409) a different claim for the device this long: ThingsBoard ignores it while the first is cached",
 		apply: func(c *Config, v string) error { return nonNegativeDuration(&c.TBClaimHold, v) }},
+	{flag: "delivery", env: "CLAIMSVC_DELIVERY", def: "mqtt",
+		usage: "delivery of a claim that names none: mqtt (device-side, MQTT), http (device-side, ThingsBoard's HTTP device API) or attribute (server-side claimingData through the REST API; survives ThingsBoard restarts)",
+		apply: func(c *Config, v string) error {
+			if v != "mqtt" && v != "http" && v != "attribute" {
+				return errors.New("want mqtt, http or attribute")
+			}
+			c.Delivery = v
+			return nil
+		}},
+	{flag: "tb-claim-cache-ttl", env: "CLAIMSVC_TB_CLAIM_CACHE_TTL", def: "24h",
+		usage: "ThingsBoard's claim cache TTL (cache.specs.claimDevices.timeToLiveInMinutes): device-side claims (mqtt, http) may not ask for a longer durationMs",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.TBClaimCacheTTL, v) }},
+	{flag: "tb-url", env: "CLAIMSVC_TB_URL",
+		usage: "ThingsBoard's base URL (http:// or https://) for the http and attribute deliveries and the tracker, e.g. https://thingsboard.example.com",
+		apply: parseTBURL},
+	{flag: "tb-api-key", env: "CLAIMSVC_TB_API_KEY", secret: true,
+		usage: "a ThingsBoard API key of a tenant administrator (ThingsBoard 4.3+; sent as X-Authorization: ApiKey …)",
+		apply: func(c *Config, v string) error { c.TB.APIKey = v; return nil }},
+	{flag: "tb-username", env: "CLAIMSVC_TB_USERNAME",
+		usage: "instead of an API key: a tenant administrator's user name (logs in, refreshes its token)",
+		apply: func(c *Config, v string) error { c.TB.Username = v; return nil }},
+	{flag: "tb-password", env: "CLAIMSVC_TB_PASSWORD", secret: true, usage: "that user's password",
+		apply: func(c *Config, v string) error { c.TB.Password = v; return nil }},
+	{flag: "tb-ca-file", env: "CLAIMSVC_TB_CA_FILE", usage: "PEM file of CAs to trust for an https:// ThingsBoard (default: the system's)",
+		apply: func(c *Config, v string) error { c.TB.CAFile = v; return nil }},
+	{flag: "tb-poll-interval", env: "CLAIMSVC_TB_POLL_INTERVAL", def: "30s",
+		usage: "how often the tracker looks at each delivered claim's device in ThingsBoard (claimed? expired?)",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.TB.PollInterval, v) }},
 	{flag: "max-pending-age", env: "CLAIMSVC_MAX_PENDING_AGE", def: "168h", usage: "give up on a claim (failed) after it was pending this long",
 		apply: func(c *Config, v string) error { return positiveDuration(&c.MaxPendingAge, v) }},
 	{flag: "shutdown-timeout", env: "CLAIMSVC_SHUTDOWN_TIMEOUT", def: "20s", usage: "how long shutdown may wait for requests and deliveries under way",
@@ -182,7 +257,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected argument %q (see claimsvc serve --help)", fs.Arg(0))
 	}
-	var c Config
+	c := Config{given: map[string]bool{}}
 	for i, s := range settings {
 		v, from := s.def, "default"
 		if set[i] {
@@ -190,6 +265,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 		} else if e := getenv(s.env); e != "" {
 			v, from = e, s.env
 		}
+		c.given[s.flag] = from != "default"
 		if err := s.apply(&c, v); err != nil {
 			shown := strconv.Quote(v)
 			if s.secret {
@@ -197,6 +273,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 			}
 			return Config{}, fmt.Errorf("%s %s: %w", from, shown, err)
 		}
+	}
+	if err := c.TB.check(); err != nil {
+		return Config{}, err
 	}
 	if c.RequireAPIKey && len(c.APIKeyHashes) == 0 {
 		return Config{}, errors.New("CLAIMSVC_REQUIRE_API_KEY is true but CLAIMSVC_API_KEYS names no key: nobody could call the claim routes")
@@ -268,10 +347,39 @@ func parseDefaultDuration(c *Config, v string) error {
 		return nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 1 || n > 2_592_000_000 {
-		return errors.New("want milliseconds from 1 to 2592000000 (30 days)")
+	if err != nil || n < 1 || n > 31_536_000_000 {
+		return errors.New("want milliseconds from 1 to 31536000000 (365 days)")
 	}
 	c.DefaultDurationMs = n
+	return nil
+}
+
+func parseTBURL(c *Config, v string) error {
+	c.TB.URL = ""
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("want http://host[:port] or https://host[:port]")
+	}
+	if u.User != nil {
+		return errors.New("must not carry credentials: use CLAIMSVC_TB_API_KEY or CLAIMSVC_TB_USERNAME/CLAIMSVC_TB_PASSWORD")
+	}
+	c.TB.URL = strings.TrimRight(v, "/")
+	return nil
+}
+
+// check refuses settings that cannot work together.
+func (t ThingsBoard) check() error {
+	switch {
+	case t.APIKey != "" && (t.Username != "" || t.Password != ""):
+		return errors.New("CLAIMSVC_TB_API_KEY and CLAIMSVC_TB_USERNAME/CLAIMSVC_TB_PASSWORD are both set: give one way to log in to ThingsBoard")
+	case (t.Username == "") != (t.Password == ""):
+		return errors.New("CLAIMSVC_TB_USERNAME and CLAIMSVC_TB_PASSWORD go together")
+	case t.URL == "" && (t.APIKey != "" || t.Username != ""):
+		return errors.New("ThingsBoard credentials are set but CLAIMSVC_TB_URL is not")
+	}
 	return nil
 }
 

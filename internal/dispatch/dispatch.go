@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/health"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 )
 
@@ -30,11 +31,15 @@ type Store interface {
 	Listen(ctx context.Context, wake func(), onErr func(error))
 }
 
-// Sender delivers one claim as its device would (internal/mqtt.Publisher).
-// Its errors carry their kind (claim.KindOf).
+// Sender delivers one claim by one delivery (internal/mqtt for mqtt,
+// internal/tbrest for http and attribute). Its errors carry their kind
+// (claim.KindOf); the receipt says what the delivery learnt.
 type Sender interface {
-	Send(ctx context.Context, job claim.Job) error
+	Send(ctx context.Context, job claim.Job) (claim.Receipt, error)
 }
+
+// Senders maps each delivery this service offers to its Sender.
+type Senders map[claim.Delivery]Sender
 
 // Prober is a Sender that can tell whether the broker answers at all
 // (internal/mqtt.Publisher). Without it, claims held back by a broker outage
@@ -58,6 +63,9 @@ type Config struct {
 	ProbeInterval time.Duration // while the broker is unreachable, probe it this often [1s]
 	MaxPendingAge time.Duration // give up (failed) after this long pending [168h]
 	ShutdownGrace time.Duration // in-flight attempts may finish within this at shutdown [10s]
+	// Health receives what attempts show of ThingsBoard's MQTT transport and
+	// REST API [a board of its own].
+	Health *health.Board
 }
 
 func (c *Config) defaults() {
@@ -88,12 +96,15 @@ func (c *Config) defaults() {
 	set(&c.ProbeInterval, time.Second)
 	set(&c.MaxPendingAge, 168*time.Hour)
 	set(&c.ShutdownGrace, 10*time.Second)
+	if c.Health == nil {
+		c.Health = health.New(nil)
+	}
 }
 
 // Dispatcher sends pending claims. Create with New, start with Run.
 type Dispatcher struct {
 	store   Store
-	sender  Sender
+	senders Senders
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics.Metrics
@@ -105,12 +116,12 @@ type Dispatcher struct {
 }
 
 // New returns a Dispatcher. onFinal may be nil.
-func New(st Store, sender Sender, cfg Config, log *slog.Logger, m *metrics.Metrics, onFinal func(uuid.UUID)) *Dispatcher {
+func New(st Store, senders Senders, cfg Config, log *slog.Logger, m *metrics.Metrics, onFinal func(uuid.UUID)) *Dispatcher {
 	cfg.defaults()
 	if onFinal == nil {
 		onFinal = func(uuid.UUID) {}
 	}
-	return &Dispatcher{store: st, sender: sender, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
+	return &Dispatcher{store: st, senders: senders, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
 		wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1)}
 }
 
@@ -265,7 +276,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	}
 	d.metrics.InFlight.Inc()
 	start := time.Now()
-	err := d.sender.Send(ctx, job)
+	receipt, err := d.send(ctx, job)
 	d.metrics.InFlight.Dec()
 
 	var out claim.Outcome
@@ -274,6 +285,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	switch {
 	case err == nil:
 		out, landed = claim.OutcomeOf(job, claim.OutcomeDelivered, nil, 0), final
+		out.Receipt = receipt
 		d.metrics.DeliveryLatency.Observe(time.Since(job.CreatedAt).Seconds())
 		log.Info("claim delivered", "latency", time.Since(job.CreatedAt).Round(time.Millisecond))
 	case claim.KindOf(err) == claim.FailRejected:
@@ -299,9 +311,40 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
 		}
 	}
+	d.sawDependency(job.Delivery, err)
 	d.metrics.AttemptDuration.WithLabelValues(string(out.Kind)).Observe(time.Since(start).Seconds())
 	d.metrics.Deliveries.WithLabelValues(string(out.Kind)).Inc()
 	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
+}
+
+// sawDependency reports what an attempt of delivery showed of the ThingsBoard
+// part it used: up when it answered, down when it did not answer at all or
+// refused claimsvc's own credentials.
+func (d *Dispatcher) sawDependency(delivery claim.Delivery, err error) {
+	dep := health.REST
+	if delivery == claim.DeliveryMQTT {
+		dep = health.MQTT
+	}
+	switch claim.KindOf(err) {
+	case claim.FailUnreachable:
+		d.cfg.Health.Set(dep, false, err.Error())
+	case claim.FailUnauthorized:
+		d.cfg.Health.Set(dep, false, "ThingsBoard refuses claimsvc's credentials (check CLAIMSVC_TB_API_KEY or CLAIMSVC_TB_USERNAME/PASSWORD): "+err.Error())
+	default:
+		if err == nil || claim.KindOf(err) == claim.FailRejected {
+			d.cfg.Health.Set(dep, true, "")
+		}
+	}
+}
+
+// send hands job to the sender of its delivery.
+func (d *Dispatcher) send(ctx context.Context, job claim.Job) (claim.Receipt, error) {
+	s, ok := d.senders[job.Delivery]
+	if !ok { // a replica configured without it (e.g. no ThingsBoard REST settings)
+		return claim.Receipt{}, claim.Failure(claim.FailTransient,
+			fmt.Errorf("this replica cannot deliver %q claims: its ThingsBoard settings lack what that delivery needs", job.Delivery))
+	}
+	return s.Send(ctx, job)
 }
 
 // brokerUnreachable starts watchBroker's probing, unless it is already on.
@@ -320,7 +363,7 @@ func (d *Dispatcher) brokerUnreachable() {
 // outage due at once. A failure stored after that starts another round, so
 // no claim is left behind by a race with the recovery.
 func (d *Dispatcher) watchBroker(ctx context.Context) {
-	p, ok := d.sender.(Prober)
+	p, ok := d.senders[claim.DeliveryMQTT].(Prober)
 	if !ok {
 		return
 	}
@@ -340,6 +383,7 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 			}
 			up = p.Probe(ctx) == nil
 		}
+		d.cfg.Health.Set(health.MQTT, true, "")
 		select { // failures stored until now are covered by this expedite
 		case <-d.unreachable:
 		default:

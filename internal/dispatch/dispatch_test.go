@@ -32,7 +32,7 @@ func fastConfig() dispatch.Config {
 func start(t *testing.T, s *store.Store, sender dispatch.Sender, cfg dispatch.Config) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := dispatch.New(s, sender, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
+	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: sender}, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
 	var once sync.Once
@@ -84,7 +84,7 @@ func TestDeliversEndToEnd(t *testing.T) {
 
 	c := create(t, s, "DEVICE_TOKEN_0001", "s3cret", 60000)
 	got := waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
-	if got.Attempts != 1 || got.DeliveredAt == nil || got.ExpiresAt() == nil {
+	if got.Attempts != 1 || got.DeliveredAt == nil || got.ExpiresAt == nil {
 		t.Fatalf("delivered claim: %+v", got)
 	}
 	m := b.WaitFor(t, 1, time.Second)[0]
@@ -171,7 +171,7 @@ type overlapSender struct {
 	overlaps int
 }
 
-func (o *overlapSender) Send(ctx context.Context, j claim.Job) error {
+func (o *overlapSender) Send(ctx context.Context, j claim.Job) (claim.Receipt, error) {
 	clientID := j.ID.String()
 	o.mu.Lock()
 	if o.inflight[clientID] {
@@ -184,7 +184,7 @@ func (o *overlapSender) Send(ctx context.Context, j claim.Job) error {
 	o.mu.Lock()
 	delete(o.inflight, clientID)
 	o.mu.Unlock()
-	return nil
+	return claim.Receipt{}, nil
 }
 
 func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
@@ -216,10 +216,10 @@ func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
 // blockingSender never finishes until its context ends.
 type blockingSender struct{ started chan struct{} }
 
-func (b blockingSender) Send(ctx context.Context, _ claim.Job) error {
+func (b blockingSender) Send(ctx context.Context, _ claim.Job) (claim.Receipt, error) {
 	b.started <- struct{}{}
 	<-ctx.Done()
-	return ctx.Err()
+	return claim.Receipt{}, ctx.Err()
 }
 
 func TestShutdownReleasesInFlightLeases(t *testing.T) {
@@ -248,8 +248,8 @@ func TestShutdownReleasesInFlightLeases(t *testing.T) {
 
 type failingSender struct{}
 
-func (failingSender) Send(context.Context, claim.Job) error {
-	return errors.New("connection refused")
+func (failingSender) Send(context.Context, claim.Job) (claim.Receipt, error) {
+	return claim.Receipt{}, errors.New("connection refused")
 }
 
 func TestGivesUpAfterMaxPendingAge(t *testing.T) {
@@ -300,10 +300,10 @@ type gateSender struct {
 	open    chan struct{}
 }
 
-func (g gateSender) Send(context.Context, claim.Job) error {
+func (g gateSender) Send(context.Context, claim.Job) (claim.Receipt, error) {
 	g.started <- struct{}{}
 	<-g.open
-	return nil
+	return claim.Receipt{}, nil
 }
 
 // Outcomes of attempts that end during shutdown's grace are stored before Run
@@ -364,7 +364,7 @@ type slowSender struct {
 	d    time.Duration
 }
 
-func (s slowSender) Send(ctx context.Context, j claim.Job) error {
+func (s slowSender) Send(ctx context.Context, j claim.Job) (claim.Receipt, error) {
 	time.Sleep(s.d)
 	return s.next.Send(ctx, j)
 }

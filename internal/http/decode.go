@@ -64,9 +64,9 @@ type claimShape struct {
 
 var (
 	bodyShape = claimShape{what: "the body", invalid: "the body is not a valid claim",
-		fields: []string{"secretKey", "durationMs"}}
+		fields: []string{"secretKey", "durationMs", "delivery", "deviceName"}}
 	itemShape = claimShape{what: "the claim", invalid: "the claim is not valid",
-		fields: []string{"token", "secretKey", "durationMs", "idempotencyKey"}}
+		fields: []string{"token", "secretKey", "durationMs", "delivery", "deviceName", "idempotencyKey"}}
 )
 
 // decodeClaim parses one claim object of the given shape into in. It is
@@ -104,6 +104,13 @@ func decodeClaim(raw []byte, shape claimShape, in *claim.Input) error {
 		in.Token = *tok
 	}
 	in.SecretKey = str("secretKey")
+	if d := str("delivery"); d != nil {
+		in.Delivery = *d
+		if *d == "" {
+			fields = append(fields, claim.FieldError{Field: "delivery", Message: "must be one of: mqtt, http, attribute"})
+		}
+	}
+	in.DeviceName = str("deviceName")
 	if raw, ok := vals["durationMs"]; ok {
 		d, err := parseInteger(raw)
 		if err != nil {

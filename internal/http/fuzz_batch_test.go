@@ -38,7 +38,7 @@ func FuzzBatchDecode(f *testing.F) {
 	} {
 		f.Add(seed.ndjson, []byte(seed.body))
 	}
-	s := &server{validate: claim.NewValidator(0), metrics: metrics.New()}
+	s := &server{validate: claim.NewValidator(claim.Rules{}), metrics: metrics.New()}
 	f.Fuzz(func(t *testing.T, ndjson bool, body []byte) {
 		ctype := "application/json"
 		if ndjson {

@@ -106,7 +106,7 @@ func FuzzClaimRequest(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.seg, s.token, s.idem, s.ctype, []byte(s.body))
 	}
-	v, m := claim.NewValidator(0), metrics.New()
+	v, m := claim.NewValidator(claim.Rules{}), metrics.New()
 	f.Fuzz(func(t *testing.T, seg, token, idem, ctype string, body []byte) {
 		var got claim.Request
 		h, logs := parseOnly(v, m, &got)
@@ -157,7 +157,7 @@ func FuzzDecodeClaimBody(f *testing.F) {
 		`{} {}`, `[]`, `null`, `{"a":1}`, `{"secretKey":"` + strings.Repeat("x", 200) + `"}`, `{"durationMs":-9223372036854775809}`} {
 		f.Add([]byte(b))
 	}
-	v := claim.NewValidator(0)
+	v := claim.NewValidator(claim.Rules{})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) == 0 {
 			return // readBody turns an empty body into nil

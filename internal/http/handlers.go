@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/health"
 )
 
 // MaxPreferWait caps `Prefer: wait=N` (docs/design.md §2: 30 s).
@@ -280,7 +281,7 @@ func (s *server) retryClaim(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *server) cancelClaim(w http.ResponseWriter, r *http.Request) {
-	s.withClaim(s.store.Cancel)(w, r)
+	s.withClaim(s.canceller.Cancel)(w, r)
 }
 
 func (s *server) claimEvents(w http.ResponseWriter, r *http.Request) {
@@ -300,7 +301,7 @@ func (s *server) claimEvents(w http.ResponseWriter, r *http.Request) {
 func (s *server) listClaims(w http.ResponseWriter, r *http.Request) {
 	status := claim.Status(r.URL.Query().Get("status"))
 	if status != "" && !status.Valid() {
-		writeError(w, r, s.log, invalidField("status", "must be one of pending, delivered, rejected, failed, cancelled"))
+		writeError(w, r, s.log, invalidField("status", "must be one of "+statusList()))
 		return
 	}
 	limit, err := limitParam(r, 50, 500)
@@ -334,10 +335,21 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 	defer cancel()
 	if err := s.store.Ping(ctx); err != nil {
+		s.health.Set(health.Database, false, "does not answer within 1 s")
 		writeError(w, r, s.log, claim.Errorf(claim.CodeUnavailable, "the database does not answer"))
 		return
 	}
-	writeJSON(w, "application/json", http.StatusOK, map[string]string{"status": "ready"})
+	s.health.Set(health.Database, true, "")
+	// Ready means claims can be taken: the database answers. The other
+	// dependencies are shown for operators; claims wait in the database
+	// while they are away.
+	writeJSON(w, "application/json", http.StatusOK, readiness{Status: "ready", Dependencies: s.health.Snapshot()})
+}
+
+// readiness is /readyz's answer.
+type readiness struct {
+	Status       string                  `json:"status"`
+	Dependencies map[string]health.State `json:"dependencies,omitempty"`
 }
 
 func (s *server) openapi(w http.ResponseWriter, _ *http.Request) {
@@ -356,4 +368,13 @@ func forceParam(r *http.Request) (bool, error) {
 		return false, invalidField("force", "must be true or false")
 	}
 	return b, nil
+}
+
+// statusList names every claim status, for messages.
+func statusList() string {
+	names := make([]string, len(claim.Statuses))
+	for i, st := range claim.Statuses {
+		names[i] = string(st)
+	}
+	return strings.Join(names, ", ")
 }

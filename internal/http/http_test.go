@@ -53,7 +53,7 @@ func newEnvWithStore(t *testing.T, s *store.Store, opts ...option) *env {
 	logs := &bytes.Buffer{}
 	e := &env{t: t, store: s, hub: notify.New(), logs: logs, router: specRouter(t)}
 	d := claimhttp.Deps{
-		Store: s, Validator: claim.NewValidator(0), Metrics: metrics.New(), Hub: e.hub,
+		Store: s, Validator: claim.NewValidator(claim.Rules{}), Metrics: metrics.New(), Hub: e.hub,
 		Log: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Hold: 24 * time.Hour,
 		OpenAPI: api.Spec,
 	}
@@ -165,7 +165,7 @@ func TestRouterMatchesSpec(t *testing.T) {
 		}
 	}
 	e := newEnv(t)
-	h := claimhttp.NewServer(claimhttp.Deps{Store: e.store, Validator: claim.NewValidator(0), Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler)})
+	h := claimhttp.NewServer(claimhttp.Deps{Store: e.store, Validator: claim.NewValidator(claim.Rules{}), Metrics: metrics.New(), Log: slog.New(slog.DiscardHandler)})
 	inRouter := map[string]bool{}
 	err := chi.Walk(h.(chi.Routes), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		inRouter[method+" "+strings.TrimSuffix(route, "/*")] = true
@@ -347,7 +347,7 @@ func TestPreferWaitReturnsTheFinalStatus(t *testing.T) {
 	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u != "UNKNOWN_TOKEN_09" })
 	e := newEnv(t)
 	pub, _ := mqtt.New(mqtt.Config{URL: b.URL()})
-	d := dispatch.New(e.store, pub, dispatch.Config{Workers: 2}, slog.New(slog.DiscardHandler), metrics.New(), e.hub.Done)
+	d := dispatch.New(e.store, dispatch.Senders{claim.DeliveryMQTT: pub}, dispatch.Config{Workers: 2}, slog.New(slog.DiscardHandler), metrics.New(), e.hub.Done)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/health"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/notify"
 )
@@ -29,9 +30,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 }
 
+// Canceller cancels claims (DELETE /claims/{id}): the store for pending
+// claims; internal/track also revokes delivered attribute claims in
+// ThingsBoard.
+type Canceller interface {
+	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+}
+
 // Deps is everything the API depends on.
 type Deps struct {
 	Store     Store
+	Canceller Canceller     // nil: the store
+	Health    *health.Board // dependencies' states for /readyz; nil: none reported
 	Validator *claim.Validator
 	Metrics   *metrics.Metrics
 	Log       *slog.Logger
@@ -46,6 +56,8 @@ type Deps struct {
 
 type server struct {
 	store      Store
+	canceller  Canceller
+	health     *health.Board
 	validate   *claim.Validator
 	metrics    *metrics.Metrics
 	log        *slog.Logger
@@ -62,10 +74,16 @@ type server struct {
 
 // NewServer returns the API's handler.
 func NewServer(d Deps) http.Handler {
-	s := &server{store: d.Store, validate: d.Validator, metrics: d.Metrics, log: d.Log, hub: d.Hub,
+	s := &server{store: d.Store, canceller: d.Canceller, health: d.Health, validate: d.Validator, metrics: d.Metrics, log: d.Log, hub: d.Hub,
 		access: d.Access, limits: d.Limits, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI}
 	s.ipLimit = newLimiter(d.Limits.PerIP, "too many requests from this client")
 	s.tokenLimit = newLimiter(d.Limits.PerToken, "too many requests for this device")
+	if s.canceller == nil {
+		s.canceller = d.Store
+	}
+	if s.health == nil {
+		s.health = health.New(nil)
+	}
 	if s.hub == nil {
 		s.hub = notify.New()
 	}

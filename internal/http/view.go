@@ -11,6 +11,8 @@ import (
 type claimView struct {
 	ID            string     `json:"id"`
 	Status        string     `json:"status"`
+	Delivery      string     `json:"delivery"`
+	DeviceName    *string    `json:"deviceName"`
 	TokenHint     string     `json:"tokenHint"`
 	HasSecret     bool       `json:"hasSecret"`
 	DurationMs    *int64     `json:"durationMs"`
@@ -21,16 +23,17 @@ type claimView struct {
 	NextAttemptAt *time.Time `json:"nextAttemptAt"`
 	DeliveredAt   *time.Time `json:"deliveredAt"`
 	ExpiresAt     *time.Time `json:"expiresAt"`
+	ClaimedAt     *time.Time `json:"claimedAt"`
+	CustomerID    *string    `json:"customerId"`
 }
 
 func view(c claim.Claim) claimView {
 	v := claimView{
-		ID: c.ID.String(), Status: string(c.Status), TokenHint: c.TokenHint, HasSecret: c.HasSecret,
-		DurationMs: c.DurationMs, Attempts: c.Attempts, CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
-		NextAttemptAt: utc(c.NextAttemptAt), DeliveredAt: utc(c.DeliveredAt), ExpiresAt: utc(c.ExpiresAt()),
-	}
-	if c.LastError != "" {
-		v.LastError = &c.LastError
+		ID: c.ID.String(), Status: string(c.Status), Delivery: string(c.Delivery), DeviceName: nonEmpty(c.DeviceName),
+		TokenHint: c.TokenHint, HasSecret: c.HasSecret, DurationMs: c.DurationMs, Attempts: c.Attempts,
+		LastError: nonEmpty(c.LastError), CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
+		NextAttemptAt: utc(c.NextAttemptAt), DeliveredAt: utc(c.DeliveredAt), ExpiresAt: utc(c.ExpiresAt),
+		ClaimedAt: utc(c.ClaimedAt), CustomerID: nonEmpty(c.CustomerID),
 	}
 	return v
 }
@@ -41,6 +44,13 @@ func views(cs []claim.Claim) []claimView {
 		out[i] = view(c)
 	}
 	return out
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func utc(t *time.Time) *time.Time {

@@ -23,6 +23,10 @@ type Metrics struct {
 	Pending         prometheus.Gauge         // pending claims in the database
 	OldestPending   prometheus.Gauge         // age of the oldest pending claim, seconds
 	HTTPDuration    *prometheus.HistogramVec // route (pattern), method, code
+	Transitions     *prometheus.CounterVec   // to: claimed, expired, superseded, cancelled (after delivery)
+	DependencyUp    *prometheus.GaugeVec     // dependency: database, mqtt, thingsboard_rest
+	BrokerUp        prometheus.Gauge         // ThingsBoard's MQTT transport answers
+	TBRequests      *prometheus.CounterVec   // op, outcome: ThingsBoard REST and HTTP device API requests
 }
 
 // New registers claimsvc's metrics, plus Go and process collectors, on a new
@@ -66,9 +70,26 @@ func New() *Metrics {
 			Help:    "HTTP request duration by route pattern, method and status code.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"route", "method", "code"}),
+		Transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claimsvc_claim_transitions_total",
+			Help: "Changes of a delivered claim's status: claimed (a customer has the device), expired, superseded (a newer attribute claim), cancelled (an attribute claim revoked).",
+		}, []string{"to"}),
+		DependencyUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "claimsvc_dependency_up",
+			Help: "1 while a dependency (database, mqtt, thingsboard_rest) answers as this process last saw it, else 0.",
+		}, []string{"dependency"}),
+		BrokerUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "claimsvc_broker_up",
+			Help: "1 while ThingsBoard's MQTT transport answers, 0 during an outage this process detected.",
+		}),
+		TBRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "claimsvc_tb_rest_requests_total",
+			Help: "Requests to ThingsBoard's REST API and HTTP device API by operation and outcome (ok, not_found, client_error, server_error, unauthorized, unreachable).",
+		}, []string{"op", "outcome"}),
 	}
+	m.BrokerUp.Set(1)
 	r.MustRegister(m.ClaimsAccepted, m.Deliveries, m.DeliveryLatency, m.AttemptDuration, m.InFlight,
-		m.Pending, m.OldestPending, m.HTTPDuration,
+		m.Pending, m.OldestPending, m.HTTPDuration, m.Transitions, m.DependencyUp, m.BrokerUp, m.TBRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

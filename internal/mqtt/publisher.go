@@ -126,8 +126,8 @@ func connackText(rc byte) string {
 
 // Send delivers job j as its device: client id "claimsvc-{claim id}", the
 // claim's payload (claim.Payload). See Publish for the errors.
-func (p *Publisher) Send(ctx context.Context, j claim.Job) error {
-	return p.Publish(ctx, "claimsvc-"+j.ID.String(), j.Token, j.Payload())
+func (p *Publisher) Send(ctx context.Context, j claim.Job) (claim.Receipt, error) {
+	return claim.Receipt{}, p.Publish(ctx, "claimsvc-"+j.ID.String(), j.Token, j.Payload())
 }
 
 // Publish connects as the device, publishes payload at QoS 1 and returns once

@@ -11,17 +11,19 @@ import (
 )
 
 // claimColumns is what a claim view needs; scanClaim reads them in order.
-const claimColumns = `id, status, token_hint, has_secret, duration_ms, attempts, coalesce(last_error, ''),
-	created_at, updated_at, next_attempt_at, delivered_at`
+const claimColumns = `id, status, delivery, coalesce(device_name, ''), token_hint, has_secret, duration_ms, attempts,
+	coalesce(last_error, ''), created_at, updated_at, next_attempt_at, delivered_at, expires_at, claimed_at,
+	coalesce(customer_id::text, '')`
 
 // Leading columns that a query selects before claimColumns are scanned into
 // lead.
 func scanClaim(row pgx.Row, lead ...any) (claim.Claim, error) {
 	var c claim.Claim
-	var status string
-	err := row.Scan(append(lead, &c.ID, &status, &c.TokenHint, &c.HasSecret, &c.DurationMs, &c.Attempts, &c.LastError,
-		&c.CreatedAt, &c.UpdatedAt, &c.NextAttemptAt, &c.DeliveredAt)...)
-	c.Status = claim.Status(status)
+	var status, delivery string
+	err := row.Scan(append(lead, &c.ID, &status, &delivery, &c.DeviceName, &c.TokenHint, &c.HasSecret, &c.DurationMs,
+		&c.Attempts, &c.LastError, &c.CreatedAt, &c.UpdatedAt, &c.NextAttemptAt, &c.DeliveredAt, &c.ExpiresAt,
+		&c.ClaimedAt, &c.CustomerID)...)
+	c.Status, c.Delivery = claim.Status(status), claim.Delivery(delivery)
 	if c.Status != claim.StatusPending {
 		c.NextAttemptAt = nil
 	}

@@ -63,10 +63,15 @@ func scanDeviceClaims(rows pgx.Rows, devices map[string][]claim.Prior, seen map[
 			return err
 		}
 		seen[c.ID] = c
-		devices[string(hash)] = append(devices[string(hash)], claim.Prior{ID: c.ID, Status: c.Status,
-			DeliveredAt: c.DeliveredAt, TokenHash: hash, Fingerprint: fp})
+		devices[string(hash)] = append(devices[string(hash)], priorOf(c, hash, fp))
 	}
 	return rows.Err()
+}
+
+// priorOf is claim c as the intake rules weigh it.
+func priorOf(c claim.Claim, hash, fp []byte) claim.Prior {
+	return claim.Prior{ID: c.ID, Status: c.Status, Delivery: c.Delivery, DeliveredAt: c.DeliveredAt,
+		ExpiresAt: c.ExpiresAt, TokenHash: hash, Fingerprint: fp}
 }
 
 // item is one claim request inside an intake transaction.
@@ -164,13 +169,12 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 			idemKeys).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var key string
-				var p claim.Prior
-				c, err := scanClaim(rows, &key, &p.TokenHash, &p.Fingerprint)
+				var hash, fp []byte
+				c, err := scanClaim(rows, &key, &hash, &fp)
 				if err != nil {
 					return err
 				}
-				p.ID, p.Status, p.DeliveredAt = c.ID, c.Status, c.DeliveredAt
-				view.Keys[key], known[c.ID] = p, c
+				view.Keys[key], known[c.ID] = priorOf(c, hash, fp), c
 			}
 			return rows.Err()
 		})
@@ -190,9 +194,13 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 
 	var ins inserts
 	var keys idemKeyRows
+	var sup supersessions
 	for i, v := range verdicts {
 		if v.Kind == claim.Insert {
 			ins.add(s, items[i].in)
+			for _, old := range v.Supersede {
+				sup.add(old, v.Claim)
+			}
 		}
 		if v.RecordKey {
 			keys.add(items[i].in, v.Claim)
@@ -210,14 +218,15 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	b = &pgx.Batch{}
 	if ins.n() > 0 {
 		b.Queue(`WITH c AS (
-				INSERT INTO claims (id, token_hash, token_hint, token, secret, has_secret, duration_ms, fingerprint, next_attempt_at)
-				SELECT id, h, hint, tok, sec, has, dur, fp, now()
+				INSERT INTO claims (id, token_hash, token_hint, token, secret, has_secret, duration_ms, fingerprint,
+				                    delivery, device_name, next_attempt_at)
+				SELECT id, h, hint, tok, sec, has, dur, fp, dlv, nullif(dev, ''), now()
 				FROM unnest($1::uuid[], $2::bytea[], $3::text[], $4::bytea[], $5::bytea[], $6::boolean[], $7::bigint[],
-				            $8::bytea[]) AS t(id, h, hint, tok, sec, has, dur, fp)
+				            $8::bytea[], $9::text[], $10::text[]) AS t(id, h, hint, tok, sec, has, dur, fp, dlv, dev)
 				RETURNING `+claimColumns+`),
 			e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, 'accepted' FROM c)
 			SELECT * FROM c`,
-			ins.id, ins.hash, ins.hint, ins.token, ins.secret, ins.hasSecret, ins.duration, ins.fp,
+			ins.id, ins.hash, ins.hint, ins.token, ins.secret, ins.hasSecret, ins.duration, ins.fp, ins.delivery, ins.device,
 		).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				c, err := scanClaim(rows)
@@ -229,10 +238,32 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 			return rows.Err()
 		})
 	}
+	if len(sup.old) > 0 {
+		// After the inserts, so that a claim replaced by a later request of
+		// this group is replaced too.
+		b.Queue(`WITH s AS (
+				SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS s(old, new)),
+			c AS (
+				UPDATE claims SET status = 'superseded', token = NULL, secret = NULL, next_attempt_at = NULL,
+				       lease_owner = NULL, updated_at = now()
+				FROM s WHERE claims.id = s.old AND claims.status IN ('pending', 'delivered')
+				RETURNING claims.id, s.new, claims.lease_until)
+			INSERT INTO claim_events (claim_id, kind, detail)
+			SELECT id, 'superseded', 'replaced by the newer attribute claim ' || new FROM c`, sup.old, sup.new)
+	}
 	if len(keys.key) > 0 {
 		b.Queue(`INSERT INTO idempotency_keys (key, claim_id, token_hash, fingerprint)
 			SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::bytea[])`,
 			keys.key, keys.claim, keys.hash, keys.fp)
+	}
+	if len(sup.old) > 0 {
+		// A replaced claim that a dispatcher is sending right now delays its
+		// replacement until that lease ends, so the newer claimingData is
+		// written last.
+		b.Queue(`UPDATE claims SET next_attempt_at = greatest(now(), l.until) FROM (
+				SELECT s.new, max(c.lease_until) AS until FROM unnest($1::uuid[], $2::uuid[]) AS s(old, new)
+				JOIN claims c ON c.id = s.old WHERE c.lease_until > now() GROUP BY s.new) l
+			WHERE claims.id = l.new`, sup.old, sup.new)
 	}
 	if ins.n() > 0 {
 		b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
@@ -247,6 +278,15 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	}
 	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
 		return fmt.Errorf("inserted %d claims of %d", len(created), ins.n())
+	}
+	if len(sup.old) > 0 {
+		s.superseded(len(sup.old))
+	}
+	for _, id := range sup.old { // replaced by a later request of this group
+		if c, ok := created[id]; ok {
+			c.Status, c.NextAttemptAt = claim.StatusSuperseded, nil
+			created[id] = c
+		}
 	}
 	return answer(items, verdicts, known, created)
 }
@@ -292,6 +332,15 @@ func (k *idemKeyRows) add(in claim.Incoming, id uuid.UUID) {
 	k.fp = append(k.fp, in.Fingerprint)
 }
 
+// supersessions pairs each replaced claim with its replacement.
+type supersessions struct {
+	old, new []uuid.UUID
+}
+
+func (s *supersessions) add(old, new uuid.UUID) {
+	s.old, s.new = append(s.old, old), append(s.new, new)
+}
+
 // inserts holds the new claims column by column, for one INSERT … unnest.
 type inserts struct {
 	id        []uuid.UUID
@@ -302,6 +351,8 @@ type inserts struct {
 	hasSecret []bool
 	duration  []*int64
 	fp        [][]byte
+	delivery  []string
+	device    []string
 }
 
 func (ins *inserts) n() int { return len(ins.id) }
@@ -320,6 +371,12 @@ func (ins *inserts) add(s *Store, in claim.Incoming) {
 	ins.hasSecret = append(ins.hasSecret, in.Req.SecretKey != nil)
 	ins.duration = append(ins.duration, in.Req.DurationMs)
 	ins.fp = append(ins.fp, in.Fingerprint)
+	d := in.Req.Delivery
+	if d == "" {
+		d = claim.DeliveryMQTT
+	}
+	ins.delivery = append(ins.delivery, string(d))
+	ins.device = append(ins.device, in.Req.DeviceName)
 }
 
 // CreateBatch stores reqs in one transaction, applying the rules of Create to

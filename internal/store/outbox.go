@@ -31,7 +31,8 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]cla
 		      LIMIT $2
 		      FOR UPDATE SKIP LOCKED) due
 		WHERE c.id = due.id
-		RETURNING c.id, c.lease_owner, c.token, c.secret, c.duration_ms, c.attempts, c.created_at, c.pending_since`,
+		RETURNING c.id, c.lease_owner, c.delivery, coalesce(c.device_name, ''), c.token, c.secret, c.duration_ms,
+		          c.attempts, c.created_at, c.pending_since`,
 		leaseFor, n)
 	if err != nil {
 		return nil, dbErr("lease", err)
@@ -42,7 +43,10 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]cla
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
 		var x row
-		err := r.Scan(&x.job.ID, &x.job.Lease, &x.token, &x.secret, &x.job.DurationMs, &x.job.Attempt, &x.job.CreatedAt, &x.job.PendingSince)
+		var delivery string
+		err := r.Scan(&x.job.ID, &x.job.Lease, &delivery, &x.job.DeviceName, &x.token, &x.secret, &x.job.DurationMs,
+			&x.job.Attempt, &x.job.CreatedAt, &x.job.PendingSince)
+		x.job.Delivery = claim.Delivery(delivery)
 		return x, err
 	})
 	if err != nil {
@@ -93,20 +97,33 @@ func (s *Store) Finish(ctx context.Context, outs []claim.Outcome) (lost []error,
 	reasons := make([]string, len(outs))
 	failures := make([]string, len(outs))
 	nextUs := make([]int64, len(outs))
+	devices := make([]*string, len(outs))
+	expiries := make([]*time.Time, len(outs))
 	for i, o := range outs {
 		ids[i], leases[i], kinds[i], reasons[i], nextUs[i] = o.Claim, o.Lease, string(o.Kind), o.Reason, o.Next.Microseconds()
 		failures[i] = string(o.Failure)
+		if o.Receipt.DeviceID != "" {
+			devices[i] = &o.Receipt.DeviceID
+		}
+		if !o.Receipt.ExpiresAt.IsZero() {
+			expiries[i] = &o.Receipt.ExpiresAt
+		}
 	}
 	// status: the kind names it, except that a retry stays pending. The
 	// events are numbered per claim (1: attempt, 2: the final kind) and
 	// inserted in input order, so ids follow the order they happened in.
 	rows, err := s.outbox.Query(ctx, `WITH o AS (
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[])
-			       WITH ORDINALITY AS o(id, lease, kind, reason, next_us, failure, ord)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::uuid[],
+			                     $8::timestamptz[])
+			       WITH ORDINALITY AS o(id, lease, kind, reason, next_us, failure, device, expires, ord)
 		), c AS (
 			UPDATE claims SET
 			       status = CASE WHEN o.kind = 'retry' THEN 'pending' ELSE o.kind END,
 			       delivered_at = CASE WHEN o.kind = 'delivered' THEN now() ELSE claims.delivered_at END,
+			       expires_at = CASE WHEN o.kind = 'delivered' THEN coalesce(o.expires,
+			                        now() + coalesce(claims.duration_ms, $9) * interval '1 millisecond')
+			                    ELSE claims.expires_at END,
+			       tb_device_id = coalesce(o.device, claims.tb_device_id),
 			       token = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.token END,
 			       secret = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.secret END,
 			       next_attempt_at = CASE WHEN o.kind = 'retry' THEN now() + o.next_us * interval '1 microsecond' END,
@@ -123,7 +140,7 @@ func (s *Store) Finish(ctx context.Context, outs []claim.Outcome) (lost []error,
 			ORDER BY c.ord, ev.n
 		)
 		SELECT ord FROM c`,
-		ids, leases, kinds, reasons, nextUs, failures)
+		ids, leases, kinds, reasons, nextUs, failures, devices, expiries, claim.ThingsBoardDefaultDuration.Milliseconds())
 	if err != nil {
 		return nil, dbErr("finish attempts", err)
 	}

@@ -122,7 +122,7 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, for
 		return nil
 	}
 	return s.transition(ctx, id, "retried", `status = 'failed'`, "is not failed",
-		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL, last_error_kind = NULL`, true, check)
+		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL, last_error_kind = NULL`, true, check, "")
 }
 
 // Cancel turns a pending claim that no dispatcher is sending right now into
@@ -130,13 +130,14 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, for
 func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
 	return s.transition(ctx, id, "cancelled", `status = 'pending' AND (lease_until IS NULL OR lease_until < now())`,
 		"is not pending, or is being sent right now",
-		`status = 'cancelled', token = NULL, secret = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL`, false, nil)
+		`status = 'cancelled', token = NULL, secret = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL`, false, nil, "")
 }
 
 // transition applies an operator's state change when guard holds and check
-// (if any) passes in the same transaction.
+// (if any) passes in the same transaction, and records event (with detail,
+// when not empty).
 func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refusal, set string, notify bool,
-	check func(context.Context, pgx.Tx) error) (claim.Claim, error) {
+	check func(context.Context, pgx.Tx) error, detail string) (claim.Claim, error) {
 	var c claim.Claim
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if check != nil {
@@ -147,8 +148,8 @@ func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refu
 		var err error
 		c, err = scanClaim(tx.QueryRow(ctx, `WITH c AS (
 				UPDATE claims SET `+set+`, updated_at = now() WHERE id = $1 AND `+guard+` RETURNING `+claimColumns+`),
-			e AS (INSERT INTO claim_events (claim_id, kind) SELECT id, $2 FROM c)
-			SELECT * FROM c`, id, event))
+			e AS (INSERT INTO claim_events (claim_id, kind, detail) SELECT id, $2, nullif($3, '') FROM c)
+			SELECT * FROM c`, id, event, detail))
 		if errors.Is(err, pgx.ErrNoRows) {
 			cur, gerr := scanClaim(tx.QueryRow(ctx, `SELECT `+claimColumns+` FROM claims WHERE id = $1`, id))
 			if gerr != nil {

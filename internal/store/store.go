@@ -31,6 +31,14 @@ type Store struct {
 	gc        GroupCommit // see groupcommit.go
 	group     *committers
 	closeOnce sync.Once
+
+	superseded func(n int) // told how many claims an intake transaction superseded
+}
+
+// WithSuperseded has the store tell f how many claims each committed intake
+// transaction superseded (for the claimsvc_claim_transitions_total metric).
+func WithSuperseded(f func(n int)) Option {
+	return func(s *Store) { s.superseded = f }
 }
 
 // Open connects a pool to url and starts the intake committers (see
@@ -73,7 +81,7 @@ func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer, 
 	if sealer == nil {
 		sealer, _ = seal.New(nil)
 	}
-	st := &Store{pool: pool, outbox: outbox, sealer: sealer}
+	st := &Store{pool: pool, outbox: outbox, sealer: sealer, superseded: func(int) {}}
 	for _, o := range opts {
 		o(st)
 	}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/config"
+	"github.com/claimsvc/claimsvc/internal/dispatch"
+	"github.com/claimsvc/claimsvc/internal/metrics"
+	"github.com/claimsvc/claimsvc/internal/tbrest"
+	"github.com/claimsvc/claimsvc/internal/track"
+)
+
+// thingsBoard opens the client for ThingsBoard's REST and HTTP device APIs
+// when CLAIMSVC_TB_URL is set (nil otherwise), and adds the deliveries it
+// makes possible to senders.
+func thingsBoard(cfg config.ThingsBoard, log *slog.Logger, m *metrics.Metrics, senders dispatch.Senders) (*tbrest.Client, error) {
+	if cfg.URL == "" {
+		return nil, nil
+	}
+	c, err := tbrest.New(tbrest.Config{
+		BaseURL: cfg.URL, APIKey: cfg.APIKey, Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile,
+		Logger:    log.With("component", "thingsboard"),
+		OnRequest: func(op, outcome string) { m.TBRequests.WithLabelValues(op, outcome).Inc() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ThingsBoard (CLAIMSVC_TB_*): %w", err)
+	}
+	senders[claim.DeliveryHTTP] = tbrest.HTTPSender{Client: c}
+	if cfg.REST() {
+		senders[claim.DeliveryAttribute] = tbrest.AttributeSender{Client: c}
+	}
+	return c, nil
+}
+
+// trackerAPI is the part of the REST client the tracker uses, with the
+// errors it decides by.
+type trackerAPI struct{ c *tbrest.Client }
+
+var _ track.ThingsBoard = trackerAPI{}
+
+func (a trackerAPI) DeviceByName(ctx context.Context, name string) (track.Device, error) {
+	d, err := a.c.DeviceByName(ctx, name)
+	return track.Device{ID: d.ID, CustomerID: d.CustomerID}, trackerErr(err)
+}
+
+func (a trackerAPI) Device(ctx context.Context, id string) (track.Device, error) {
+	d, err := a.c.Device(ctx, id)
+	return track.Device{ID: d.ID, CustomerID: d.CustomerID}, trackerErr(err)
+}
+
+func (a trackerAPI) DeleteClaimingData(ctx context.Context, deviceID string) error {
+	return trackerErr(a.c.DeleteClaimingData(ctx, deviceID))
+}
+
+func trackerErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, tbrest.ErrNotFound):
+		return fmt.Errorf("%w: %w", track.ErrNoDevice, err)
+	case tbrest.IsUnauthorized(err):
+		return claim.Failure(claim.FailUnauthorized, err)
+	case tbrest.IsUnreachable(err):
+		return claim.Failure(claim.FailUnreachable, err)
+	}
+	return claim.Failure(claim.FailTransient, err)
+}
