@@ -17,7 +17,8 @@
 #                 for a broker), a private Mosquitto listens there until
 #                 COMMAND ends.
 #
-# CLAIMSVC_STATE_DIR moves .cache elsewhere (the tests use a fresh one). Under
+# CLAIMSVC_STATE_DIR moves .cache elsewhere (the tests use a fresh one);
+# CLAIMSVC_PG_BINDIR names the directory of initdb, pg_ctl and postgres. Under
 # CI=true a missing server binary is an error; elsewhere the command still runs
 # and the tests that need the server skip with a message.
 set -euo pipefail
@@ -60,10 +61,15 @@ default_url=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
 pg_data="" pg_started=false
 
 pg_bindir() { # prints the directory holding initdb, pg_ctl and postgres
-  local d c
-  for d in ${CLAIMSVC_PG_BINDIR:-} "$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")" \
-    $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r) \
-    $(ls -d /opt/homebrew/opt/postgresql*/bin /usr/local/opt/postgresql*/bin /usr/pgsql-*/bin 2>/dev/null | sort -r); do
+  local d c dirs
+  if [[ -n ${CLAIMSVC_PG_BINDIR:-} ]]; then # the caller's choice, and only it
+    dirs=$CLAIMSVC_PG_BINDIR
+  else
+    dirs="$(dirname "$(command -v pg_ctl 2>/dev/null || echo /nonexistent/pg_ctl)")
+      $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k4 -n -r)
+      $(ls -d /opt/homebrew/opt/postgresql*/bin /usr/local/opt/postgresql*/bin /usr/pgsql-*/bin 2>/dev/null | sort -r)"
+  fi
+  for d in $dirs; do
     c=1
     for b in initdb pg_ctl postgres; do [[ -x $d/$b ]] || c=0; done
     ((c)) && { echo "$d"; return 0; }
