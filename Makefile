@@ -36,7 +36,6 @@ deps: ## install the Debian packages the tests need (when root; otherwise says w
 	@scripts/deps.sh
 
 tools: ## build the pinned dev tools of tools/go.mod (the first build of helm takes minutes; later runs, a second)
-	$(GO) mod download -modfile=tools/go.mod
 	@$(TOOL) helm version >/dev/null
 	@$(TOOL) kubeconform -v >/dev/null
 
