@@ -4,10 +4,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # Starts a private PostgreSQL (and Mosquitto) for the command when none answers; see its header.
 SERVICES := scripts/services.sh
-# Pinned dev tools (helm, kubeconform) live in their own module, away from the service's go.mod.
+# Pinned dev tools (golangci-lint, helm, kubeconform) live in their own module, away from the service's go.mod.
 TOOL    := $(GO) tool -modfile=tools/go.mod
 
-.PHONY: demo run tbemu test-tb build deps tools test test-go test-deploy test-long fuzz firmware-test firmware-sim vet clean help
+.PHONY: demo run tbemu test-tb build deps tools test test-go test-deploy test-long fuzz firmware-test firmware-sim idf-check vet lint clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -28,9 +28,13 @@ build: ## build bin/claimsvc and bin/tbemu (static)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/claimsvc ./cmd/claimsvc
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/tbemu ./cmd/tbemu
 
-vet: ## go vet and a gofmt check
+vet: lint ## go vet, a gofmt check and golangci-lint
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l cmd internal api migrations deploy scripts firmware/host/e2e)" || { gofmt -l cmd internal api migrations deploy scripts firmware/host/e2e; echo "gofmt needed"; exit 1; }
+
+LINT = $(TOOL) golangci-lint
+lint: ## golangci-lint with .golangci.yml (the version is pinned in tools/go.mod; the first run builds it)
+	$(LINT) run ./...
 
 deps: ## install the Debian packages the tests need (when root; otherwise says what is missing)
 	@scripts/deps.sh
@@ -62,8 +66,11 @@ firmware-test: ## firmware: claim_core unit tests + 32-bit cross build
 firmware-sim: ## firmware: build the Linux simulator firmware/host/build/claim-sim
 	$(MAKE) --no-print-directory -C firmware/host sim
 
+idf-check: ## firmware: type-check against an ESP-IDF tree: IDF_PATH=… [MQTT_PATH=… for v6] (not in make test)
+	$(MAKE) --no-print-directory -C firmware idf-check
+
 clean:
-	rm -rf bin
+	rm -rf bin firmware/build/idf-check
 	$(MAKE) --no-print-directory -C firmware/host clean
 
 .PHONY: bench bench-full

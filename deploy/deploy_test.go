@@ -65,6 +65,7 @@ func load(t *testing.T) compose {
 }
 
 func TestComposeWiring(t *testing.T) {
+	t.Parallel()
 	c := load(t)
 	for _, name := range []string{"db", "thingsboard", "migrate", "claimsvc"} {
 		if _, ok := c.Services[name]; !ok {
@@ -162,6 +163,7 @@ func TestComposeWiring(t *testing.T) {
 // binary's own healthcheck, and that it copies every directory the binary's
 // packages live in.
 func TestDockerfile(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../Dockerfile")
 	if err != nil {
 		t.Fatal(err)

@@ -23,9 +23,8 @@ import (
 )
 
 // The schemas the chart is validated against come through the Go module
-// proxy, pinned by version and checksum (docs/operations.md §"Checking the
-// chart"): Kubernetes' own OpenAPI document, and the Prometheus Operator's
-// ServiceMonitor CRD.
+// proxy, pinned by version and checksum (docs/operations.md §5): Kubernetes'
+// own OpenAPI document, and the Prometheus Operator's ServiceMonitor CRD.
 const (
 	kubernetesModule  = "k8s.io/kubernetes"
 	kubernetesVersion = "v1.37.2"
@@ -92,7 +91,7 @@ func tool(t *testing.T, stdin []byte, name string, args ...string) ([]byte, erro
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return out, fmt.Errorf("%v: %s", err, stderr.String())
+		return out, fmt.Errorf("%w: %s", err, stderr.String())
 	}
 	return out, nil
 }

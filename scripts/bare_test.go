@@ -130,11 +130,12 @@ func TestDemoOnBareMachine(t *testing.T) {
 		stopped = true
 		_ = syscall.Kill(-demo.Process.Pid, syscall.SIGINT)
 		select {
-		case <-exited:
+		case err := <-exited: // make's status after Ctrl-C is not the point
+			t.Logf("make demo stopped: %v", err)
 		case <-time.After(60 * time.Second):
 			_ = syscall.Kill(-demo.Process.Pid, syscall.SIGKILL)
-			<-exited
-			t.Errorf("make demo did not stop within 60 s of SIGINT")
+			err := <-exited
+			t.Errorf("make demo did not stop within 60 s of SIGINT (killed: %v)", err)
 		}
 		// make returns when its recipe does; wait for the group to be gone.
 		for deadline := time.Now().Add(30 * time.Second); syscall.Kill(-demo.Process.Pid, 0) == nil; {

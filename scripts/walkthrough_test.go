@@ -87,7 +87,7 @@ func parseWalkthrough(doc string) ([]step, error) {
 			}
 			e, err := parseExpectation(strings.TrimSpace(strings.TrimPrefix(trimmed, "# →")))
 			if err != nil {
-				return nil, fmt.Errorf("line %d: %v", n, err)
+				return nil, fmt.Errorf("line %d: %w", n, err)
 			}
 			steps[len(steps)-1].expect = &e
 		case strings.HasPrefix(trimmed, "#"):

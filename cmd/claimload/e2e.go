@@ -39,12 +39,12 @@ func newWatcher(broker string) (*watcher, error) {
 		SetConnectTimeout(5 * time.Second).SetOrderMatters(false)
 	w.client = paho.NewClient(opts)
 	if t := w.client.Connect(); !t.WaitTimeout(6*time.Second) || t.Error() != nil {
-		return nil, fmt.Errorf("connect to %s: %v", broker, t.Error())
+		return nil, fmt.Errorf("connect to %s: %w", broker, t.Error())
 	}
 	t := w.client.Subscribe(claimTopic, 1, w.onMessage)
 	if !t.WaitTimeout(5*time.Second) || t.Error() != nil {
 		w.client.Disconnect(100)
-		return nil, fmt.Errorf("subscribe: %v", t.Error())
+		return nil, fmt.Errorf("subscribe: %w", t.Error())
 	}
 	return w, nil
 }

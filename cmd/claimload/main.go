@@ -1,6 +1,6 @@
 // Command claimload measures claimsvc on this machine against baselines run
 // in the same invocation, and prints each figure with its baseline, their
-// ratio and the design §8 target:
+// ratio and the docs/design.md §8 target:
 //
 //   - intake: POST /devices/{token}/claim → 202 at 1, 8, 32 and 128 clients
 //     (claims/s, p50/p99) against a plain pgx BEGIN; INSERT; COMMIT loop;

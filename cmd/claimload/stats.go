@@ -35,7 +35,7 @@ func (r measured) pct(q float64) float64 {
 }
 
 // row is one line of the report: claimsvc's figure, the baseline's, their
-// ratio, and the design §8 target when there is one.
+// ratio, and the docs/design.md §8 target when there is one.
 type row struct {
 	figure, unit string
 	ours, base   float64

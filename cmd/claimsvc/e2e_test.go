@@ -64,6 +64,7 @@ func customerClaim(t *testing.T, emu *tbemu.Emulator, device, secret string) (in
 }
 
 func TestEndToEndCustomerOwnsTheDevice(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t, "127.0.0.1:0")
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_MQTT_URL": "tcp://" + emu.MQTTAddr()})
 
@@ -89,6 +90,7 @@ func TestEndToEndCustomerOwnsTheDevice(t *testing.T) {
 }
 
 func TestEndToEndThingsBoardDownThenUp(t *testing.T) {
+	t.Parallel()
 	mqttAddr := freeAddr(t) // ThingsBoard is not running yet
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_MQTT_URL": "tcp://" + mqttAddr,
 		"CLAIMSVC_MQTT_CONNECT_TIMEOUT": "1s"})
@@ -118,6 +120,7 @@ func TestEndToEndThingsBoardDownThenUp(t *testing.T) {
 // (PUBACK) but has no effect, and a customer typing the new secret gets
 // FAILURE, which also evicts the first claim: the device must claim again.
 func TestEndToEndHoldRule(t *testing.T) {
+	t.Parallel()
 	emu := startEmulator(t, "127.0.0.1:0")
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_MQTT_URL": "tcp://" + emu.MQTTAddr()})
 	hdr := map[string]string{"X-Device-Token": "T1_TEST_TOKEN", "Prefer": "wait=5"}
@@ -147,6 +150,7 @@ func TestEndToEndHoldRule(t *testing.T) {
 // TestDemoMode is the README's first command: serve --demo runs the emulator
 // in-process, and a claim goes from curl to "customer owns the device".
 func TestDemoMode(t *testing.T) {
+	t.Parallel()
 	restAddr := freeAddr(t)
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_DEMO": "true",
 		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": restAddr})

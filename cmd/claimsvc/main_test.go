@@ -124,6 +124,7 @@ func (s *service) waitStatus(t *testing.T, id, want string, within time.Duration
 }
 
 func TestHelpExplainsEveryFlag(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatal(err)
@@ -149,6 +150,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 }
 
 func TestMigrateCommand(t *testing.T) {
+	t.Parallel()
 	db := pgtest.NewDatabase(t)
 	var out bytes.Buffer
 	env := map[string]string{"CLAIMSVC_DATABASE_URL": db}
@@ -164,6 +166,7 @@ func TestMigrateCommand(t *testing.T) {
 // token, a 409, validation errors and a delivery after a broker outage, and
 // greps everything the service wrote and answered for the tokens and secrets.
 func TestFullClaimLeaksNoSecrets(t *testing.T) {
+	t.Parallel()
 	const (
 		token    = "TOKENxLEAKxCANARYx0001"
 		secret   = "SECRETxLEAKxCANARYx0001"
@@ -245,6 +248,7 @@ func TestFullClaimLeaksNoSecrets(t *testing.T) {
 }
 
 func TestPendingClaimsAreDeliveredAfterRestart(t *testing.T) {
+	t.Parallel()
 	db := pgtest.NewDatabase(t)
 	brokerAddr := freeAddr(t) // the broker is down during the first run
 	env := map[string]string{"CLAIMSVC_DATABASE_URL": db, "CLAIMSVC_MQTT_URL": "tcp://" + brokerAddr, "CLAIMSVC_MQTT_CONNECT_TIMEOUT": "1s"}
@@ -274,6 +278,7 @@ func TestPendingClaimsAreDeliveredAfterRestart(t *testing.T) {
 // running service with the local Mosquitto ends delivered within a second and
 // a subscriber on v1/devices/me/claim sees the exact payload.
 func TestLocalMosquitto(t *testing.T) {
+	t.Parallel()
 	sub := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://127.0.0.1:1883").SetClientID("claimsvc-test-sub").
 		SetProtocolVersion(4).SetAutoReconnect(false).SetConnectTimeout(2 * time.Second))
 	if tok := sub.Connect(); !tok.WaitTimeout(3*time.Second) || tok.Error() != nil {
@@ -313,6 +318,7 @@ func TestLocalMosquitto(t *testing.T) {
 }
 
 func TestHealthcheck(t *testing.T) {
+	t.Parallel()
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_MQTT_URL": "tcp://127.0.0.1:1"})
 	var out bytes.Buffer
 	if err := run(t.Context(), []string{"healthcheck", "--url", svc.url + "/readyz"}, func(string) string { return "" }, &out, &out); err != nil {

@@ -87,6 +87,7 @@ func post(t *testing.T, url, jwt, body string) (int, string) {
 // DHT11 demo device, customer A claims it (SUCCESS), a second attempt is CLAIMED, and an unknown
 // token makes mosquitto_pub fail with "not authorised".
 func TestDemoWithMosquittoPub(t *testing.T) {
+	t.Parallel()
 	bin, err := exec.LookPath("mosquitto_pub")
 	if err != nil {
 		t.Skip("mosquitto_pub not installed (apt-get install mosquitto-clients)")
@@ -138,6 +139,7 @@ func TestDemoWithMosquittoPub(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
+	t.Parallel()
 	var out syncbuf.Buffer
 	err := run(context.Background(), []string{"--help"}, io.Discard, &out)
 	if err == nil || !strings.Contains(err.Error(), "help requested") {
@@ -151,6 +153,7 @@ func TestHelp(t *testing.T) {
 }
 
 func TestBadFlags(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"--nope"}, {"--cache-size", "-1"}, {"extra"}, {"--log-level", "loud"}} {
 		if err := run(context.Background(), args, io.Discard, io.Discard); err == nil {
 			t.Errorf("run %v: no error", args)

@@ -15,7 +15,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Status is where a claim stands. See design §2 "Statuses".
+// Status is where a claim stands. See docs/design.md §2 "Statuses".
 type Status string
 
 const (

@@ -2,6 +2,7 @@ package claim
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -12,6 +13,7 @@ import (
 func ptr[T any](v T) *T { return &v }
 
 func TestHint(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"":                     "…",
 		"short":                "…",
@@ -27,6 +29,7 @@ func TestHint(t *testing.T) {
 }
 
 func TestPayload(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		secret *Secret
 		dur    *int64
@@ -45,6 +48,7 @@ func TestPayload(t *testing.T) {
 }
 
 func TestSecretsNeverPrint(t *testing.T) {
+	t.Parallel()
 	tok, sec := Token("TOKEN_SHOULD_NOT_LEAK_123"), Secret("SECRET_SHOULD_NOT_LEAK")
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, nil))
@@ -57,6 +61,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 }
 
 func TestValidator(t *testing.T) {
+	t.Parallel()
 	v := NewValidator(0)
 	long := strings.Repeat("a", 129)
 	bad := []struct {
@@ -80,8 +85,8 @@ func TestValidator(t *testing.T) {
 	}
 	for _, tc := range bad {
 		_, err := v.Request(tc.in)
-		e, ok := err.(*Error)
-		if !ok || e.Code != CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
+		var e *Error
+		if !errors.As(err, &e) || e.Code != CodeInvalid || len(e.Fields) != 1 || e.Fields[0].Field != tc.field {
 			t.Errorf("%s: got %#v, want one invalid field %q", tc.name, err, tc.field)
 		}
 	}
@@ -98,6 +103,7 @@ func TestValidator(t *testing.T) {
 }
 
 func TestFingerprint(t *testing.T) {
+	t.Parallel()
 	a := Request{Token: "T", SecretKey: ptr(Secret("s")), DurationMs: ptr(int64(5))}
 	same := Request{Token: "T", SecretKey: ptr(Secret("s")), DurationMs: ptr(int64(5))}
 	if !bytes.Equal(a.Fingerprint(), same.Fingerprint()) {
@@ -117,6 +123,7 @@ func TestFingerprint(t *testing.T) {
 }
 
 func TestExpiresAt(t *testing.T) {
+	t.Parallel()
 	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := Claim{DeliveredAt: &at}
 	if got := *c.ExpiresAt(); !got.Equal(at.Add(24 * time.Hour)) {

@@ -34,6 +34,7 @@ type Error struct {
 	Message  string
 	Fields   []FieldError // with CodeInvalid
 	Blocking *uuid.UUID   // with CodeConflict from the hold rule: the claim in the way
+	Original *uuid.UUID   // with CodeIdemReuse: the claim the key answered first
 	Err      error        // the cause, for logs only; never shown to clients
 }
 

@@ -20,7 +20,7 @@ type Input struct {
 	Force          bool    `json:"-"`
 }
 
-// Validator checks inputs against design §2's field rules. It is safe for
+// Validator checks inputs against docs/design.md §2's field rules. It is safe for
 // concurrent use; build one with NewValidator and pass it where needed.
 type Validator struct {
 	v               *validator.Validate

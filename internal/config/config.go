@@ -195,7 +195,7 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 			if s.secret {
 				shown = "(value hidden)"
 			}
-			return Config{}, fmt.Errorf("%s %s: %v", from, shown, err)
+			return Config{}, fmt.Errorf("%s %s: %w", from, shown, err)
 		}
 	}
 	if c.RequireAPIKey && len(c.APIKeyHashes) == 0 {

@@ -14,6 +14,7 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestDefaults(t *testing.T) {
+	t.Parallel()
 	c, err := Parse(nil, env(nil), &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +27,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
+	t.Parallel()
 	e := env(map[string]string{"CLAIMSVC_WORKERS": "8", "CLAIMSVC_HTTP_ADDR": ":9", "CLAIMSVC_DEMO": "true",
 		"CLAIMSVC_API_KEYS": strings.Repeat("ab", 32) + "," + strings.Repeat("cd", 32), "CLAIMSVC_DEFAULT_DURATION_MS": "60000"})
 	c, err := Parse([]string{"--workers", "4", "--log-format=text"}, e, &bytes.Buffer{})
@@ -38,6 +40,7 @@ func TestFlagBeatsEnvBeatsDefault(t *testing.T) {
 }
 
 func TestErrorsNameTheSettingAndHideSecrets(t *testing.T) {
+	t.Parallel()
 	_, err := Parse(nil, env(map[string]string{"CLAIMSVC_WORKERS": "many"}), &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "CLAIMSVC_WORKERS") {
 		t.Fatalf("got %v", err)
@@ -54,6 +57,7 @@ func TestErrorsNameTheSettingAndHideSecrets(t *testing.T) {
 }
 
 func TestHelpListsEveryFlagAndVariable(t *testing.T) {
+	t.Parallel()
 	var out bytes.Buffer
 	_, err := Parse([]string{"--help"}, env(nil), &out)
 	if !errors.Is(err, flag.ErrHelp) {
@@ -68,6 +72,7 @@ func TestHelpListsEveryFlagAndVariable(t *testing.T) {
 
 // TestREADMEDocumentsEverySetting keeps the README's table from drifting.
 func TestREADMEDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)

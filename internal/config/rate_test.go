@@ -6,6 +6,7 @@ import (
 )
 
 func TestRateLimitSettings(t *testing.T) {
+	t.Parallel()
 	c, err := Parse(nil, func(string) string { return "" }, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -17,24 +17,23 @@ import (
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/metrics"
-	"github.com/claimsvc/claimsvc/internal/mqtt"
-	"github.com/claimsvc/claimsvc/internal/store"
 )
 
-// Store is what the dispatcher needs of the claim store.
+// Store is what the dispatcher needs of the claim store (internal/store).
 type Store interface {
-	Lease(ctx context.Context, n int, leaseFor time.Duration) ([]store.Job, error)
-	Finish(ctx context.Context, outs []store.Outcome) (lost []error, err error)
-	Release(ctx context.Context, jobs []store.Job) error
+	Lease(ctx context.Context, n int, leaseFor time.Duration) ([]claim.Job, error)
+	Finish(ctx context.Context, outs []claim.Outcome) (lost []error, err error)
+	Release(ctx context.Context, jobs []claim.Job) error
 	ReapExpiredLeases(ctx context.Context) (int64, error)
-	Backlog(ctx context.Context) (store.Backlog, error)
-	Expedite(ctx context.Context, errPrefix string) (int64, error)
+	Backlog(ctx context.Context) (claim.Backlog, error)
+	Expedite(ctx context.Context, kind claim.FailureKind) (int64, error)
 	Listen(ctx context.Context, wake func(), onErr func(error))
 }
 
-// Sender delivers one claim payload as the device (internal/mqtt.Publisher).
+// Sender delivers one claim as its device would (internal/mqtt.Publisher).
+// Its errors carry their kind (claim.KindOf).
 type Sender interface {
-	Publish(ctx context.Context, clientID string, token claim.Token, payload []byte) error
+	Send(ctx context.Context, job claim.Job) error
 }
 
 // Prober is a Sender that can tell whether the broker answers at all
@@ -125,7 +124,7 @@ func (d *Dispatcher) Wake() {
 
 // leasedJob is a claim leased by this dispatcher.
 type leasedJob struct {
-	store.Job
+	claim.Job
 	leaseEnd time.Time // by our clock, a little before the lease's own end
 }
 
@@ -168,13 +167,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	var workers sync.WaitGroup
 	for range d.cfg.Workers {
 		workers.Go(func() {
-			var unsent []store.Job
+			var unsent []claim.Job
 			for job := range jobs {
 				switch {
 				case ctx.Err() != nil: // shutting down: not started, handed back below
 					unsent = append(unsent, job.Job)
 				case time.Until(job.leaseEnd) < d.cfg.AttemptMax: // waited too long: the lease might end mid-attempt
-					d.release([]store.Job{job.Job})
+					d.release([]claim.Job{job.Job})
 				default:
 					d.attempt(workCtx, job, rep)
 				}
@@ -215,7 +214,7 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- leasedJob, slots chan
 			leased, err := d.store.Lease(lctx, free, d.cfg.LeaseFor)
 			cancel()
 			switch {
-			case errors.Is(err, store.ErrCannotOpen):
+			case errors.Is(err, claim.ErrCannotDecrypt):
 				d.log.Error("leased claims this process cannot decrypt; handed them back", "err", err)
 			case err != nil:
 				d.log.Warn("cannot lease claims; will retry", "err", err)
@@ -241,7 +240,7 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- leasedJob, slots chan
 	}
 }
 
-func (d *Dispatcher) release(jobs []store.Job) {
+func (d *Dispatcher) release(jobs []claim.Job) {
 	if len(jobs) == 0 {
 		return
 	}
@@ -261,40 +260,40 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	job := lj.Job
 	log := d.log.With("claim", job.ID, "device", job.Token, "attempt", job.Attempt)
 	if ctx.Err() != nil { // shutting down and out of grace: not sent
-		d.release([]store.Job{job})
+		d.release([]claim.Job{job})
 		return
 	}
 	d.metrics.InFlight.Inc()
 	start := time.Now()
-	err := d.sender.Publish(ctx, "claimsvc-"+job.ID.String(), job.Token, claim.Payload(job.SecretKey, job.DurationMs))
+	err := d.sender.Send(ctx, job)
 	d.metrics.InFlight.Dec()
 
-	var out store.Outcome
+	var out claim.Outcome
 	final := func() { d.onFinal(job.ID) }
 	var landed func()
 	switch {
 	case err == nil:
-		out, landed = store.OutcomeOf(job, store.OutcomeDelivered, "", 0), final
+		out, landed = claim.OutcomeOf(job, claim.OutcomeDelivered, nil, 0), final
 		d.metrics.DeliveryLatency.Observe(time.Since(job.CreatedAt).Seconds())
 		log.Info("claim delivered", "latency", time.Since(job.CreatedAt).Round(time.Millisecond))
-	case mqtt.IsRejected(err):
-		out, landed = store.OutcomeOf(job, store.OutcomeRejected, err.Error(), 0), final
+	case claim.KindOf(err) == claim.FailRejected:
+		out, landed = claim.OutcomeOf(job, claim.OutcomeRejected, err, 0), final
 		log.Warn("claim rejected: ThingsBoard does not know this device token", "err", err)
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		log.Info("attempt cut short by shutdown; releasing the claim")
 		d.metrics.AttemptDuration.WithLabelValues("released").Observe(time.Since(start).Seconds())
-		d.release([]store.Job{job})
+		d.release([]claim.Job{job})
 		return
 	default:
 		age := time.Since(job.PendingSince)
 		if age >= d.cfg.MaxPendingAge {
-			reason := fmt.Sprintf("still undelivered after %s; last error: %v", d.cfg.MaxPendingAge, err)
-			out, landed = store.OutcomeOf(job, store.OutcomeFailed, reason, 0), final
+			gaveUp := fmt.Errorf("still undelivered after %s; last error: %w", d.cfg.MaxPendingAge, err)
+			out, landed = claim.OutcomeOf(job, claim.OutcomeFailed, gaveUp, 0), final
 			log.Error("claim failed: giving up", "err", err, "pending_for", age.Round(time.Second))
 		} else {
 			next := min(Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax), d.cfg.MaxPendingAge-age)
-			out = store.OutcomeOf(job, store.OutcomeRetry, err.Error(), next)
-			if mqtt.IsUnreachable(err) {
+			out = claim.OutcomeOf(job, claim.OutcomeRetry, err, next)
+			if claim.KindOf(err) == claim.FailUnreachable {
 				landed = d.brokerUnreachable // after the retry is stored, so the next expedite covers it
 			}
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
@@ -345,7 +344,7 @@ func (d *Dispatcher) watchBroker(ctx context.Context) {
 		case <-d.unreachable:
 		default:
 		}
-		n, err := d.store.Expedite(ctx, mqtt.UnreachablePrefix)
+		n, err := d.store.Expedite(ctx, claim.FailUnreachable)
 		if err != nil {
 			d.log.Warn("the broker answers again, but held-back claims could not be rescheduled; they wait for their backoff", "err", err)
 			continue

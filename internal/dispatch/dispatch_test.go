@@ -77,6 +77,7 @@ func waitStatus(t *testing.T, s *store.Store, id uuid.UUID, want claim.Status, w
 }
 
 func TestDeliversEndToEnd(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := mqtttest.Start(t, "127.0.0.1:0", nil)
 	start(t, s, publisher(t, b.URL()), fastConfig())
@@ -98,14 +99,15 @@ func TestDeliversEndToEnd(t *testing.T) {
 }
 
 func TestRefusedTokenIsRejectedAfterOneAttempt(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u != "UNKNOWN_TOKEN_01" })
 	start(t, s, publisher(t, b.URL()), fastConfig())
 
 	c := create(t, s, "UNKNOWN_TOKEN_01", "x", 1000)
-	got := waitStatus(t, s, c.ID, claim.StatusRejected, 5*time.Second)
+	waitStatus(t, s, c.ID, claim.StatusRejected, 5*time.Second)
 	time.Sleep(300 * time.Millisecond) // longer than several backoffs: no retry may follow
-	if got, _ = s.Get(t.Context(), c.ID); got.Attempts != 1 || got.LastError == "" {
+	if got, _ := s.Get(t.Context(), c.ID); got.Attempts != 1 || got.LastError == "" {
 		t.Fatalf("rejected claim: %+v", got)
 	}
 	if _, refused := b.Connects(); refused != 1 {
@@ -114,6 +116,7 @@ func TestRefusedTokenIsRejectedAfterOneAttempt(t *testing.T) {
 }
 
 func TestBrokerDownThenBack(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -143,6 +146,7 @@ func TestBrokerDownThenBack(t *testing.T) {
 }
 
 func TestPendingClaimsSurviveARestart(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	b := mqtttest.Start(t, "127.0.0.1:0", nil)
 	// Claims stored while no dispatcher runs (the service was down).
@@ -167,7 +171,8 @@ type overlapSender struct {
 	overlaps int
 }
 
-func (o *overlapSender) Publish(ctx context.Context, clientID string, _ claim.Token, _ []byte) error {
+func (o *overlapSender) Send(ctx context.Context, j claim.Job) error {
+	clientID := j.ID.String()
 	o.mu.Lock()
 	if o.inflight[clientID] {
 		o.overlaps++
@@ -183,6 +188,7 @@ func (o *overlapSender) Publish(ctx context.Context, clientID string, _ claim.To
 }
 
 func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	const n = 150
 	var ids []uuid.UUID
@@ -210,13 +216,14 @@ func TestTwoDispatchersNeverSendTheSameClaimAtOnce(t *testing.T) {
 // blockingSender never finishes until its context ends.
 type blockingSender struct{ started chan struct{} }
 
-func (b blockingSender) Publish(ctx context.Context, _ string, _ claim.Token, _ []byte) error {
+func (b blockingSender) Send(ctx context.Context, _ claim.Job) error {
 	b.started <- struct{}{}
 	<-ctx.Done()
 	return ctx.Err()
 }
 
 func TestShutdownReleasesInFlightLeases(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	c := create(t, s, "DEVICE_TOKEN_0003", "k", 1000)
 	bs := blockingSender{started: make(chan struct{}, 1)}
@@ -241,11 +248,12 @@ func TestShutdownReleasesInFlightLeases(t *testing.T) {
 
 type failingSender struct{}
 
-func (failingSender) Publish(context.Context, string, claim.Token, []byte) error {
+func (failingSender) Send(context.Context, claim.Job) error {
 	return errors.New("connection refused")
 }
 
 func TestGivesUpAfterMaxPendingAge(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	cfg := fastConfig()
 	cfg.MaxPendingAge = 300 * time.Millisecond
@@ -262,6 +270,7 @@ func TestGivesUpAfterMaxPendingAge(t *testing.T) {
 }
 
 func TestBackoffBounds(t *testing.T) {
+	t.Parallel()
 	minD, maxD := time.Second, 5*time.Minute
 	for attempt := 1; attempt <= 40; attempt++ {
 		ceiling := maxD
@@ -291,7 +300,7 @@ type gateSender struct {
 	open    chan struct{}
 }
 
-func (g gateSender) Publish(context.Context, string, claim.Token, []byte) error {
+func (g gateSender) Send(context.Context, claim.Job) error {
 	g.started <- struct{}{}
 	<-g.open
 	return nil
@@ -301,10 +310,10 @@ func (g gateSender) Publish(context.Context, string, claim.Token, []byte) error 
 // returns (the reporter's queue is flushed), and claims leased ahead but not
 // started are handed back, uncounted.
 func TestShutdownStoresOutcomesAndReleasesClaimsLeasedAhead(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
-	var ids []uuid.UUID
 	for i := range 6 {
-		ids = append(ids, create(t, s, uuid.NewString(), "k", int64(i+1)).ID)
+		create(t, s, uuid.NewString(), "k", int64(i+1))
 	}
 	g := gateSender{started: make(chan struct{}, 6), open: make(chan struct{})}
 	cfg := fastConfig()
@@ -331,6 +340,7 @@ func TestShutdownStoresOutcomesAndReleasesClaimsLeasedAhead(t *testing.T) {
 // A claim leased ahead that waited so long that its lease could end during
 // the attempt is handed back and leased afresh, never sent on a short lease.
 func TestClaimLeasedAheadIsNotStartedOnAShortLease(t *testing.T) {
+	t.Parallel()
 	s := newStore(t)
 	a := create(t, s, "DEVICE_TOKEN_AHEAD_1", "k", 1000)
 	b := create(t, s, "DEVICE_TOKEN_AHEAD_2", "k", 1000)
@@ -354,7 +364,7 @@ type slowSender struct {
 	d    time.Duration
 }
 
-func (s slowSender) Publish(ctx context.Context, id string, tok claim.Token, p []byte) error {
+func (s slowSender) Send(ctx context.Context, j claim.Job) error {
 	time.Sleep(s.d)
-	return s.next.Publish(ctx, id, tok, p)
+	return s.next.Send(ctx, j)
 }

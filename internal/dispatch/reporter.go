@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/claimsvc/claimsvc/internal/store"
+	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
 // report is an attempt's outcome on its way to the store.
 type report struct {
-	out      store.Outcome
+	out      claim.Outcome
 	leaseEnd time.Time // the lease holds until about then: no point storing it later
 	landed   func()    // called once the outcome is stored; may be nil
 }
@@ -69,7 +69,7 @@ func (r *reporter) run(giveUp context.Context) {
 // flush stores batch. While the database is away it tries again, dropping
 // each outcome whose lease would be over by the next try, until giveUp.
 func (r *reporter) flush(giveUp context.Context, batch []report) {
-	outs := make([]store.Outcome, 0, len(batch))
+	outs := make([]claim.Outcome, 0, len(batch))
 	pause := 100 * time.Millisecond
 	for {
 		outs = outs[:0]
@@ -110,7 +110,7 @@ func (r *reporter) flush(giveUp context.Context, batch []report) {
 
 func (r *reporter) notStored(rep report, err error) {
 	msg := "cannot record the attempt's outcome; the lease will expire and the claim be sent again"
-	if errors.Is(err, store.ErrLeaseLost) {
+	if errors.Is(err, claim.ErrLeaseLost) {
 		msg = "the attempt's outcome was not recorded: the claim's lease ended first (it expired or the claim was changed)"
 	}
 	r.log.Warn(msg, "claim", rep.out.Claim, "outcome", rep.out.Kind, "err", err)

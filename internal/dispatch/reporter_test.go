@@ -15,7 +15,7 @@ import (
 )
 
 // leaseN stores n claims and leases them all.
-func leaseN(t *testing.T, s *store.Store, n int) []store.Job {
+func leaseN(t *testing.T, s *store.Store, n int) []claim.Job {
 	t.Helper()
 	for range n {
 		sk, dur := claim.Secret("k"), int64(1000)
@@ -42,6 +42,7 @@ func statusOf(t *testing.T, s *store.Store, id uuid.UUID) claim.Status {
 // Outcomes queued together are stored by one statement; each is fenced by
 // its own lease, and only those stored are announced (landed).
 func TestReporterBatchesAndFencesEachOutcome(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t, nil)
 	jobs := leaseN(t, s, 8)
 	r := newReporter(s, slog.New(slog.DiscardHandler), 8)
@@ -50,7 +51,7 @@ func TestReporterBatchesAndFencesEachOutcome(t *testing.T) {
 	stale := jobs[7]
 	stale.Lease = uuid.New() // an older lease of that claim, say
 	for _, j := range append(jobs[:7:7], stale) {
-		r.add(report{out: store.OutcomeOf(j, store.OutcomeDelivered, "", 0), leaseEnd: until, landed: func() { landed.Add(1) }})
+		r.add(report{out: claim.OutcomeOf(j, claim.OutcomeDelivered, nil, 0), leaseEnd: until, landed: func() { landed.Add(1) }})
 	}
 	r.close()
 	r.run(t.Context()) // returns once the queue is stored
@@ -74,15 +75,16 @@ func TestReporterBatchesAndFencesEachOutcome(t *testing.T) {
 
 // A full queue holds workers back until the reporter catches up.
 func TestReporterQueueIsBounded(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t, nil)
 	jobs := leaseN(t, s, 3)
 	r := newReporter(s, slog.New(slog.DiscardHandler), 2)
 	until := time.Now().Add(time.Minute)
-	r.add(report{out: store.OutcomeOf(jobs[0], store.OutcomeDelivered, "", 0), leaseEnd: until})
-	r.add(report{out: store.OutcomeOf(jobs[1], store.OutcomeDelivered, "", 0), leaseEnd: until})
+	r.add(report{out: claim.OutcomeOf(jobs[0], claim.OutcomeDelivered, nil, 0), leaseEnd: until})
+	r.add(report{out: claim.OutcomeOf(jobs[1], claim.OutcomeDelivered, nil, 0), leaseEnd: until})
 	added := make(chan struct{})
 	go func() {
-		r.add(report{out: store.OutcomeOf(jobs[2], store.OutcomeDelivered, "", 0), leaseEnd: until})
+		r.add(report{out: claim.OutcomeOf(jobs[2], claim.OutcomeDelivered, nil, 0), leaseEnd: until})
 		close(added)
 	}()
 	select {
@@ -109,12 +111,13 @@ func TestReporterQueueIsBounded(t *testing.T) {
 // While the database is away, an outcome is retried until its lease would
 // run out, then given up (the claim is sent again after the lease expires).
 func TestReporterGivesUpAtLeaseEnd(t *testing.T) {
+	t.Parallel()
 	s := storetest.New(t, nil)
 	jobs := leaseN(t, s, 1)
 	s.Close() // the database is gone for this store: every Finish fails
 	r := newReporter(s, slog.New(slog.DiscardHandler), 4)
 	var landed atomic.Bool
-	r.add(report{out: store.OutcomeOf(jobs[0], store.OutcomeDelivered, "", 0), leaseEnd: time.Now().Add(time.Second), landed: func() { landed.Store(true) }})
+	r.add(report{out: claim.OutcomeOf(jobs[0], claim.OutcomeDelivered, nil, 0), leaseEnd: time.Now().Add(time.Second), landed: func() { landed.Store(true) }})
 	r.close()
 	start := time.Now()
 	r.run(t.Context())

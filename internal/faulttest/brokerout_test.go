@@ -74,6 +74,7 @@ func (s *subscriber) deliveries() map[string]int {
 // leaving them to a backoff of up to 5 minutes); goroutines and open files
 // stay bounded by the worker count, whatever the backlog.
 func TestBrokerOutage(t *testing.T) {
+	t.Parallel()
 	b := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
 	sub := subscribe(t, b.Addr())
 	env := baseEnv(pgtest.NewDatabase(t), "tcp://"+b.Addr())

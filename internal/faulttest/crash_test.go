@@ -13,6 +13,7 @@ import (
 // restarts it: every claim answered 2xx must reach the broker (duplicates are
 // allowed by at-least-once delivery, and counted).
 func TestCrashSafety(t *testing.T) {
+	t.Parallel()
 	rec := startRecorder(t)
 	rec.setAckDelay(50 * time.Millisecond) // so that kills catch attempts under way
 	svc := startService(t, baseEnv(pgtest.NewDatabase(t), rec.url()))

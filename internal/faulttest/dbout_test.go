@@ -20,6 +20,7 @@ import (
 // returns: no lease lost, nothing sent twice), and the table holds exactly
 // the accepted claims, each with its audit trail.
 func TestDatabaseOutage(t *testing.T) {
+	t.Parallel()
 	dbURL := pgtest.NewDatabase(t)
 	u, _ := url.Parse(dbURL)
 	px := startProxy(t, u.Host)
@@ -47,7 +48,7 @@ func TestDatabaseOutage(t *testing.T) {
 	_, before := ld.snapshot()
 	time.Sleep(time.Until(cutAt.Add(outage)))
 	_, during := ld.snapshot()
-	if during[503] == before[503] && during[503] == 0 {
+	if during[503] == before[503] {
 		t.Errorf("no 503 during the outage: %v", during)
 	}
 	rec.setAckDelay(0)

@@ -1,4 +1,4 @@
-// Package faulttest breaks claimsvc for real and checks its promises (design
+// Package faulttest breaks claimsvc for real and checks its promises (docs/design.md
 // §8): `claimsvc serve` runs as a process built from this tree, with its own
 // database, broker and load, and the tests SIGKILL it, stop the broker, cut
 // the database off, and run replicas side by side. The short variants run in
@@ -8,7 +8,6 @@ package faulttest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,15 +171,6 @@ func (s *service) signal(sig syscall.Signal) {
 	s.cmd = nil
 }
 
-func (s *service) pid() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
 func status(url string) int {
 	c := http.Client{Timeout: 2 * time.Second}
 	res, err := c.Get(url)
@@ -296,7 +287,7 @@ type recorderHook struct {
 func (h *recorderHook) ID() string { return "faulttest-recorder" }
 
 func (h *recorderHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnConnect, mochi.OnDisconnect, mochi.OnPublish}, []byte{b})
+	return slices.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnConnect, mochi.OnDisconnect, mochi.OnPublish}, b)
 }
 
 func (h *recorderHook) OnConnectAuthenticate(*mochi.Client, packets.Packet) bool { return true }

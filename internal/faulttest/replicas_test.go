@@ -16,6 +16,7 @@ import (
 // claimsvc-{claim id}), i.e. no claim is sent by two replicas at the same
 // moment. Halfway through, one replica is SIGKILLed and restarted.
 func TestReplicas(t *testing.T) {
+	t.Parallel()
 	rec := startRecorder(t)
 	rec.setAckDelay(20 * time.Millisecond) // attempts overlap in time across replicas
 	env := baseEnv(pgtest.NewDatabase(t), rec.url())

@@ -22,6 +22,7 @@ import (
 // token or secret is in them in clear (nor hex-encoded), nor in the logs.
 // Without a key the same check finds them, which shows the check can see.
 func TestSecretsAtRest(t *testing.T) {
+	t.Parallel()
 	for _, encrypted := range []bool{true, false} {
 		t.Run(fmt.Sprintf("data key %t", encrypted), func(t *testing.T) {
 			dbURL := pgtest.NewDatabase(t)

@@ -34,15 +34,6 @@ const (
 	MaxBatchBody = MaxBatchItems * MaxClaimBody
 )
 
-// batchItem is one claim of a batch with its values still raw, so that wrong
-// JSON types are reported per field.
-type batchItem struct {
-	Token          json.RawMessage `json:"token"`
-	SecretKey      json.RawMessage `json:"secretKey"`
-	DurationMs     json.RawMessage `json:"durationMs"`
-	IdempotencyKey json.RawMessage `json:"idempotencyKey"`
-}
-
 // batchResult is one claim's outcome in a batch answer.
 type batchResult struct {
 	Index    int        `json:"index"`
@@ -50,6 +41,7 @@ type batchResult struct {
 	Replayed bool       `json:"replayed,omitempty"`
 	Claim    *claimView `json:"claim,omitempty"`
 	Problem  *Problem   `json:"problem,omitempty"`
+	err      error      // the item's error, for the metrics
 }
 
 type batchAnswer struct {
@@ -113,7 +105,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case br.Problem != nil:
 			ans.Failed++
-			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(itemErr(br.Problem))).Inc()
+			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(br.err)).Inc()
 		case br.Replayed:
 			ans.Replayed++
 			s.metrics.ClaimsAccepted.WithLabelValues("replayed").Inc()
@@ -128,32 +120,11 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, "application/json", http.StatusOK, ans)
 }
 
-// itemErr recovers the error code of an item's problem, for the metrics.
-func itemErr(p *Problem) error {
-	for code, st := range statuses {
-		if problemType(code) == p.Type && st.status == p.Status {
-			return &claim.Error{Code: code}
-		}
-	}
-	return &claim.Error{Code: claim.CodeInternal}
-}
-
-// fail makes err this item's problem, with the status the one table gives it.
+// fail makes err this item's problem (problemFor: the same as a single
+// request's).
 func (br *batchResult) fail(r *http.Request, err error) {
-	var e *claim.Error
-	if !errors.As(err, &e) {
-		e = &claim.Error{Code: claim.CodeInternal, Message: "internal error"}
-	}
-	st, ok := statuses[e.Code]
-	if !ok {
-		st = statuses[claim.CodeInternal]
-	}
-	p := &Problem{Type: problemType(e.Code), Title: st.title, Status: st.status, Detail: e.Message,
-		RequestID: requestID(r.Context()), Errors: e.Fields}
-	if e.Blocking != nil {
-		p.BlockingClaimID = e.Blocking.String()
-	}
-	br.Status, br.Problem = st.status, p
+	p := problemFor(r, err)
+	br.Status, br.Problem, br.err = p.Status, &p, err
 }
 
 // batchRequest decodes and validates one item.
@@ -161,72 +132,12 @@ func (s *server) batchRequest(raw []byte, force bool) (claim.Request, error) {
 	if raw == nil {
 		return claim.Request{}, claim.Errorf(codeTooLarge, "a claim may be at most %d bytes", MaxClaimBody)
 	}
-	if !utf8.Valid(raw) {
-		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "the claim is not valid UTF-8")
-	}
-	if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "each claim must be a JSON object")
-	}
-	var it batchItem
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&it); err != nil {
-		msg := jsonProblem(err)
-		if name, ok := bytes.CutPrefix([]byte(err.Error()), []byte("json: unknown field ")); ok {
-			if len(name) > 66 {
-				name = append(name[:64:64], `…"`...)
-			}
-			msg = "unknown field " + string(name) + " (allowed: token, secretKey, durationMs, idempotencyKey)"
-		}
-		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "the claim is not valid: %s", msg)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return claim.Request{}, claim.Errorf(claim.CodeMalformed, "the claim has data after the JSON object")
-	}
 	in := claim.Input{Force: force}
-	var fields []claim.FieldError
-	str := func(raw json.RawMessage, name string) *string {
-		if raw == nil {
-			return nil
-		}
-		var v string
-		if raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
-			fields = append(fields, claim.FieldError{Field: name, Message: "must be a string"})
-			return nil
-		}
-		return &v
-	}
-	if tok := str(it.Token, "token"); tok != nil {
-		in.Token = *tok
-	}
-	in.SecretKey = str(it.SecretKey, "secretKey")
-	if it.DurationMs != nil {
-		d, err := parseInteger(it.DurationMs)
-		if err != nil {
-			fields = append(fields, claim.FieldError{Field: "durationMs", Message: err.Error()})
-		} else {
-			in.DurationMs = &d
-		}
-	}
-	if key := str(it.IdempotencyKey, "idempotencyKey"); key != nil {
-		if *key == "" {
-			fields = append(fields, claim.FieldError{Field: "idempotencyKey", Message: "must be 1-128 printable ASCII characters"})
-		}
-		in.IdempotencyKey = *key
-	}
-	if fields != nil {
-		return claim.Request{}, &claim.Error{Code: claim.CodeInvalid, Message: "the claim breaks the field rules", Fields: fields}
+	if err := decodeClaim(raw, itemShape, &in); err != nil {
+		return claim.Request{}, err
 	}
 	req, err := s.validate.Request(in)
-	var ce *claim.Error
-	if errors.As(err, &ce) {
-		for i := range ce.Fields {
-			if ce.Fields[i].Field == "Idempotency-Key" {
-				ce.Fields[i].Field = "idempotencyKey"
-			}
-		}
-	}
-	return req, err
+	return req, renameField(err, "Idempotency-Key", "idempotencyKey")
 }
 
 // readBatch reads a batch body and splits it into its items' raw JSON; an

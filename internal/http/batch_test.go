@@ -38,6 +38,7 @@ func claimOf(res map[string]any) map[string]any {
 }
 
 func TestBatchJSONArray(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := `[
 		{"token":"BATCH_TOKEN_0001","secretKey":"s1","durationMs":60000},
@@ -51,14 +52,16 @@ func TestBatchJSONArray(t *testing.T) {
 		{"token":"BATCH_TOKEN_0006","secretKey":"` + strings.Repeat("x", 5000) + `"},
 		"not an object",
 		{},
-		{"token":"BATCH_TOKEN_0007","idempotencyKey":""}
+		{"token":"BATCH_TOKEN_0007","idempotencyKey":""},
+		{"token":"BATCH_TOKEN_0008","token":"BATCH_TOKEN_0009"},
+		{"Token":"BATCH_TOKEN_0010"}
 	]`
 	r := e.do("POST", "/claims:batch", nil, body)
 	res := results(t, r)
 	want := []struct {
 		status int
 		field  string
-	}{{202, ""}, {200, ""}, {409, ""}, {422, "token"}, {400, ""}, {422, "durationMs"}, {202, ""}, {422, ""}, {413, ""}, {400, ""}, {422, "token"}, {422, "idempotencyKey"}}
+	}{{202, ""}, {200, ""}, {409, ""}, {422, "token"}, {400, ""}, {422, "durationMs"}, {202, ""}, {422, ""}, {413, ""}, {400, ""}, {422, "token"}, {422, "idempotencyKey"}, {400, ""}, {400, ""}}
 	if len(res) != len(want) {
 		t.Fatalf("%d results for %d claims: %s", len(res), len(want), r.raw)
 	}
@@ -88,10 +91,10 @@ func TestBatchJSONArray(t *testing.T) {
 	if problemOf(res[2])["blockingClaimId"] != first["id"] {
 		t.Fatalf("conflict does not name the blocking claim: %v", res[2])
 	}
-	if problemOf(res[7])["type"] != "urn:claimsvc:problem:idempotency-key-reused" {
+	if p := problemOf(res[7]); p["type"] != "urn:claimsvc:problem:idempotency-key-reused" || p["originalClaimId"] != claimOf(res[6])["id"] {
 		t.Fatalf("key reuse: %v", res[7])
 	}
-	if r.body["created"] != float64(2) || r.body["replayed"] != float64(1) || r.body["failed"] != float64(9) {
+	if r.body["created"] != float64(2) || r.body["replayed"] != float64(1) || r.body["failed"] != float64(11) {
 		t.Fatalf("counts: %s", r.raw)
 	}
 	if bytes.Contains(r.raw, []byte("BATCH_TOKEN_0001")) || bytes.Contains(r.raw, []byte(`"s1"`)) {
@@ -129,6 +132,7 @@ func TestBatchJSONArray(t *testing.T) {
 }
 
 func TestBatchNDJSON(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	nd := map[string]string{"Content-Type": "application/x-ndjson"}
 	body := "{\"token\":\"NDJSON_TOKEN_001\",\"secretKey\":\"a\"}\n\n" +
@@ -152,6 +156,7 @@ func TestBatchNDJSON(t *testing.T) {
 }
 
 func TestBatchWholeRequestProblems(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	items := func(n int) string {
 		var b strings.Builder
@@ -207,6 +212,7 @@ func TestBatchWholeRequestProblems(t *testing.T) {
 }
 
 func TestBatchDatabaseDownIs503(t *testing.T) {
+	t.Parallel()
 	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
 	if err != nil {
 		t.Fatal(err)

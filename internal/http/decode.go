@@ -15,7 +15,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// MaxClaimBody is the largest claim body accepted (design §2: 4 KiB).
+// MaxClaimBody is the largest claim body accepted (docs/design.md §2: 4 KiB).
 const MaxClaimBody = 4 << 10
 
 // readBody reads at most limit bytes of a JSON body. An empty body is fine
@@ -52,47 +52,71 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
-// claimBody is the claim request body with its values still raw, so that
-// wrong JSON types can be reported per field (claimsvc is stricter than
-// ThingsBoard: "60000" or 1.5 for durationMs are errors, not guesses).
-type claimBody struct {
-	SecretKey  json.RawMessage `json:"secretKey"`
-	DurationMs json.RawMessage `json:"durationMs"`
+// claimShape is where a claim object comes from, which decides the fields it
+// may hold: the body of POST /devices/…/claim carries only the claim itself
+// (the token is in the path or X-Device-Token, the Idempotency-Key in a
+// header); an item of POST /claims:batch carries them too.
+type claimShape struct {
+	what    string   // "the body", "the claim": for messages
+	invalid string   // the message for a structural problem, before its reason
+	fields  []string // the fields allowed, exactly as spelled
 }
 
-// decodeClaimBody parses a claim body into in. body may be nil (no body).
-func decodeClaimBody(body []byte, in *claim.Input) error {
-	if body == nil {
-		return nil
+var (
+	bodyShape = claimShape{what: "the body", invalid: "the body is not a valid claim",
+		fields: []string{"secretKey", "durationMs"}}
+	itemShape = claimShape{what: "the claim", invalid: "the claim is not valid",
+		fields: []string{"token", "secretKey", "durationMs", "idempotencyKey"}}
+)
+
+// decodeClaim parses one claim object of the given shape into in. It is
+// stricter than encoding/json and than ThingsBoard: field names must match
+// exactly (no case folding), each may appear once, unknown fields are refused,
+// and each value must have its JSON type ("60000" or 1.5 for durationMs is an
+// error, not a guess), so that a factory tool's bug surfaces at the factory.
+// Structural problems are CodeMalformed (400); wrong types, CodeInvalid (422)
+// naming every field.
+func decodeClaim(raw []byte, shape claimShape, in *claim.Input) error {
+	if !utf8.Valid(raw) {
+		return claim.Errorf(claim.CodeMalformed, "%s is not valid UTF-8", shape.what)
 	}
-	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) == 0 || b[0] != '{' {
-		return claim.Errorf(claim.CodeMalformed, "the body must be a JSON object")
+	if b := bytes.TrimLeft(raw, " \t\r\n"); len(b) == 0 || b[0] != '{' {
+		return claim.Errorf(claim.CodeMalformed, "%s must be a JSON object", shape.what)
 	}
-	var raw claimBody
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return claim.Errorf(claim.CodeMalformed, "the body is not a valid claim: %s", jsonProblem(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return claim.Errorf(claim.CodeMalformed, "the body has data after the JSON object")
+	vals, err := decodeObject(raw, shape.fields)
+	if err != nil {
+		return claim.Errorf(claim.CodeMalformed, "%s: %s", shape.invalid, err)
 	}
 	var fields []claim.FieldError
-	if raw.SecretKey != nil {
-		var s string
-		if raw.SecretKey[0] != '"' || json.Unmarshal(raw.SecretKey, &s) != nil {
-			fields = append(fields, claim.FieldError{Field: "secretKey", Message: "must be a string"})
-		} else {
-			in.SecretKey = &s
+	str := func(name string) *string {
+		raw, ok := vals[name]
+		if !ok {
+			return nil
 		}
+		var v string
+		if raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			fields = append(fields, claim.FieldError{Field: name, Message: "must be a string"})
+			return nil
+		}
+		return &v
 	}
-	if raw.DurationMs != nil {
-		d, err := parseInteger(raw.DurationMs)
+	if tok := str("token"); tok != nil {
+		in.Token = *tok
+	}
+	in.SecretKey = str("secretKey")
+	if raw, ok := vals["durationMs"]; ok {
+		d, err := parseInteger(raw)
 		if err != nil {
 			fields = append(fields, claim.FieldError{Field: "durationMs", Message: err.Error()})
 		} else {
 			in.DurationMs = &d
 		}
+	}
+	if key := str("idempotencyKey"); key != nil {
+		if *key == "" {
+			fields = append(fields, claim.FieldError{Field: "idempotencyKey", Message: "must be 1-128 printable ASCII characters"})
+		}
+		in.IdempotencyKey = *key
 	}
 	if fields != nil {
 		return &claim.Error{Code: claim.CodeInvalid, Message: "the request breaks the field rules", Fields: fields}
@@ -100,10 +124,65 @@ func decodeClaimBody(body []byte, in *claim.Input) error {
 	return nil
 }
 
+// decodeObject reads one JSON object, nothing after it, and returns each
+// key's raw value. Keys must be among allowed, exactly, and appear once: two
+// "token" keys in one object would otherwise silently name the second device.
+// Errors never echo a value.
+func decodeObject(raw []byte, allowed []string) (map[string]json.RawMessage, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // '{', checked by the caller
+		return nil, errors.New(jsonProblem(err))
+	}
+	vals := make(map[string]json.RawMessage, len(allowed))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, errors.New(jsonProblem(err))
+		}
+		key, _ := tok.(string) // object keys are strings, or Token fails
+		switch {
+		case !contains(allowed, key):
+			return nil, fmt.Errorf("unknown field %s (allowed: %s; names are case-sensitive)", quoteName(key), strings.Join(allowed, ", "))
+		case vals[key] != nil:
+			return nil, fmt.Errorf("field %s appears more than once", quoteName(key))
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, errors.New(jsonProblem(err))
+		}
+		vals[key] = v
+	}
+	if _, err := dec.Token(); err != nil { // '}'
+		return nil, errors.New(jsonProblem(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("data after the JSON object")
+	}
+	return vals, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteName quotes a field name for a message, cut to 64 characters: the
+// name is the client's, not a value, but it is still kept short.
+func quoteName(name string) string {
+	if utf8.RuneCountInString(name) > 64 {
+		name = string([]rune(name)[:64]) + "…"
+	}
+	return strconv.Quote(name)
+}
+
 // parseInteger accepts a JSON number without fraction or exponent.
 func parseInteger(raw json.RawMessage) (int64, error) {
 	s := string(raw)
-	if s == "" || !(s[0] == '-' || (s[0] >= '0' && s[0] <= '9')) {
+	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
 		return 0, errors.New("must be an integer number of milliseconds (not a string, boolean or null)")
 	}
 	if strings.ContainsAny(s, ".eE") {
@@ -119,20 +198,11 @@ func parseInteger(raw json.RawMessage) (int64, error) {
 // jsonProblem describes a decoding error without echoing values.
 func jsonProblem(err error) string {
 	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("invalid JSON at byte %d", se.Offset)
-	case errors.As(err, &te):
-		return fmt.Sprintf("wrong type for %q", te.Field)
-	case errors.Is(err, io.ErrUnexpectedEOF):
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
 		return "the JSON ends early"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		if len(name) > 66 {
-			name = name[:64] + `…"`
-		}
-		return "unknown field " + name + " (allowed: secretKey, durationMs)"
 	}
 	return "invalid JSON"
 }

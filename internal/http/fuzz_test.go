@@ -163,7 +163,7 @@ func FuzzDecodeClaimBody(f *testing.F) {
 			return // readBody turns an empty body into nil
 		}
 		in := claim.Input{Token: "DEVICE_TOKEN_0001"}
-		err := decodeClaimBody(body, &in)
+		err := decodeClaim(body, bodyShape, &in)
 		if err != nil {
 			var ce *claim.Error
 			if !errors.As(err, &ce) || (ce.Code != claim.CodeMalformed && ce.Code != claim.CodeInvalid) {

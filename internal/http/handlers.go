@@ -15,7 +15,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// MaxPreferWait caps `Prefer: wait=N` (design §2: 30 s).
+// MaxPreferWait caps `Prefer: wait=N` (docs/design.md §2: 30 s).
 const MaxPreferWait = 30
 
 // tokenFrom reads the device token from the path or the X-Device-Token header
@@ -97,8 +97,8 @@ func (s *server) intake(w http.ResponseWriter, r *http.Request, from tokenFrom) 
 	if err != nil {
 		return c, false, wait, err
 	}
-	created, err := s.store.Create(r.Context(), req, s.hold)
-	return created.Claim, created.Replayed, wait, err
+	acc, err := s.store.Create(r.Context(), req, s.hold)
+	return acc.Claim, acc.Replayed, wait, err
 }
 
 // parseClaim turns a claim request (token, query, headers, body) into a valid
@@ -117,25 +117,30 @@ func (s *server) parseClaim(w http.ResponseWriter, r *http.Request, from tokenFr
 	if err != nil {
 		return claim.Request{}, err
 	}
-	if err := decodeClaimBody(body, &in); err != nil {
-		return claim.Request{}, err
+	if body != nil {
+		if err := decodeClaim(body, bodyShape, &in); err != nil {
+			return claim.Request{}, err
+		}
 	}
 	if _, ok := r.Header["Idempotency-Key"]; ok && in.IdempotencyKey == "" {
 		return claim.Request{}, invalidField("Idempotency-Key", "must be 1-128 printable ASCII characters")
 	}
 	req, err := s.validate.Request(in)
-	if err != nil {
-		var ce *claim.Error
-		if errors.As(err, &ce) && field != "token" {
-			for i := range ce.Fields {
-				if ce.Fields[i].Field == "token" {
-					ce.Fields[i].Field = field
-				}
+	return req, renameField(err, "token", field)
+}
+
+// renameField reports a field rule under the name the client used for the
+// field (the X-Device-Token header, a batch item's idempotencyKey).
+func renameField(err error, from, to string) error {
+	var ce *claim.Error
+	if errors.As(err, &ce) && from != to {
+		for i := range ce.Fields {
+			if ce.Fields[i].Field == from {
+				ce.Fields[i].Field = to
 			}
 		}
-		return claim.Request{}, err
 	}
-	return req, nil
+	return err
 }
 
 // preferWait finds wait=N in Prefer headers (RFC 7240); -1 when absent.

@@ -51,6 +51,7 @@ func post(target, headers, body string) string {
 // stored except by the requests that were accepted, and no input echoed in a
 // response header.
 func TestHostileInputs(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	deepArray := strings.Repeat("[", 3000) + strings.Repeat("]", 3000)
 	deepObject := `{"secretKey":` + strings.Repeat(`{"a":`, 1000) + `1` + strings.Repeat(`}`, 1000) + `}`
@@ -93,7 +94,8 @@ func TestHostileInputs(t *testing.T) {
 		{"force with NUL", post("/devices/FORCE_TOKEN_01/claim?force=%00", "", `{}`), nil, 422},
 		{"content type with NUL parameter", "POST /devices/CT_TOKEN_0001/claim HTTP/1.1\r\nHost: c\r\nContent-Type: application/json; charset=\"\x01\"\r\nContent-Length: 2\r\n\r\n{}", nil, 0},
 		{"number overflow", post("/devices/NUM_TOKEN_0001/claim", "", `{"durationMs":1e999999}`), nil, 422},
-		{"duplicate keys", post("/devices/DUP_TOKEN_0001/claim", "", `{"secretKey":"a","secretKey":"b"}`), nil, 202},
+		{"duplicate keys", post("/devices/DUP_TOKEN_0001/claim", "", `{"secretKey":"a","secretKey":"b"}`), nil, 400},
+		{"case-folded field name", post("/devices/DUP_TOKEN_0001/claim", "", `{"SecretKey":"a"}`), nil, 400},
 		{"lone surrogate", post("/devices/SURR_TOKEN_001/claim", "", `{"secretKey":"\ud800"}`), nil, 202},
 		{"token of 64 KiB in the path", post("/devices/"+strings.Repeat("x", 64<<10)+"/claim", "", `{}`), nil, 422},
 		{"API key of 64 KiB", post("/claims/00000000-0000-0000-0000-000000000000/retry", "Authorization: Bearer "+strings.Repeat("k", 64<<10)+"\r\n", ``), nil, 404},
@@ -102,7 +104,7 @@ func TestHostileInputs(t *testing.T) {
 	accepted := 0
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			res, raw := e.rawDo(t, tc.req, tc.body, false)
+			res, raw := e.rawDo(t, tc.req, tc.body, false) //nolint:bodyclose // rawDo closes it
 			if res.StatusCode >= 500 || (tc.want != 0 && res.StatusCode != tc.want) {
 				t.Fatalf("got %d, want %d: %.300s", res.StatusCode, tc.want, raw)
 			}
@@ -115,7 +117,7 @@ func TestHostileInputs(t *testing.T) {
 		})
 	}
 	t.Run("body shorter than Content-Length", func(t *testing.T) {
-		res, raw := e.rawDo(t, "POST /devices/SHORT_TOKEN_01/claim HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}", nil, true)
+		res, raw := e.rawDo(t, "POST /devices/SHORT_TOKEN_01/claim HTTP/1.1\r\nHost: c\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{}", nil, true) //nolint:bodyclose // rawDo closes it
 		if res.StatusCode != 400 {
 			t.Fatalf("got %d: %s", res.StatusCode, raw)
 		}

@@ -156,6 +156,7 @@ func problemField(r response) string {
 
 // TestRouterMatchesSpec fails when a route exists in one and not the other.
 func TestRouterMatchesSpec(t *testing.T) {
+	t.Parallel()
 	doc := specDoc(t)
 	inSpec := map[string]bool{}
 	for path, item := range doc.Paths.Map() {
@@ -186,6 +187,7 @@ func TestRouterMatchesSpec(t *testing.T) {
 }
 
 func TestCreateClaim202(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	r := e.do("POST", "/devices/DEVICE_TOKEN_0001/claim", nil, `{"secretKey":"s3cret","durationMs":60000}`)
 	if r.status != 202 || r.body["status"] != "pending" || r.body["tokenHint"] != "DEVI…01" || r.body["hasSecret"] != true ||
@@ -217,6 +219,7 @@ func TestCreateClaim202(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	big := `{"secretKey":"` + strings.Repeat("a", 5000) + `"}`
 	for _, tc := range []struct {
@@ -287,6 +290,7 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestReplayAndHoldRules(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	body := `{"secretKey":"one","durationMs":60000}`
 	first := e.do("POST", "/devices/DEVICE_TOKEN_0003/claim", map[string]string{"Idempotency-Key": "k1"}, body)
@@ -339,6 +343,7 @@ func TestReplayAndHoldRules(t *testing.T) {
 }
 
 func TestPreferWaitReturnsTheFinalStatus(t *testing.T) {
+	t.Parallel()
 	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u != "UNKNOWN_TOKEN_09" })
 	e := newEnv(t)
 	pub, _ := mqtt.New(mqtt.Config{URL: b.URL()})
@@ -363,6 +368,7 @@ func TestPreferWaitReturnsTheFinalStatus(t *testing.T) {
 }
 
 func TestAPIKeys(t *testing.T) {
+	t.Parallel()
 	sum := sha256.Sum256([]byte("operator-key"))
 	keys := func(require bool) option {
 		return func(d *claimhttp.Deps) {
@@ -400,6 +406,7 @@ func TestAPIKeys(t *testing.T) {
 }
 
 func TestDatabaseDownIs503(t *testing.T) {
+	t.Parallel()
 	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -419,6 +426,7 @@ func TestDatabaseDownIs503(t *testing.T) {
 }
 
 func TestProbesAndDocs(t *testing.T) {
+	t.Parallel()
 	draining := false
 	e := newEnv(t, func(d *claimhttp.Deps) { d.Draining = func() bool { return draining } })
 	if r := e.do("GET", "/readyz", nil, ""); r.status != 200 {
@@ -455,6 +463,7 @@ func TestProbesAndDocs(t *testing.T) {
 }
 
 func TestLogsCarryNoTokenOrRawPath(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.do("POST", "/devices/LEAKY_TOKEN_ABCDEF/claim", nil, `{"secretKey":"LEAKY_SECRET"}`)
 	e.do("POST", "/devices/LEAKY_TOKEN_ABCDEF/claim", nil, `{"secretKey":"LEAKY_SECRET_2"}`)

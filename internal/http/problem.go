@@ -50,44 +50,63 @@ type Problem struct {
 	RequestID       string             `json:"requestId"`
 	Errors          []claim.FieldError `json:"errors,omitempty"`
 	BlockingClaimID string             `json:"blockingClaimId,omitempty"`
+	OriginalClaimID string             `json:"originalClaimId,omitempty"`
 }
 
 // problemType is the URI naming a kind of problem.
 func problemType(c claim.Code) string { return "urn:claimsvc:problem:" + string(c) }
 
-// writeError answers with the problem for err. Errors without a code are
-// logged with their cause and shown to the client only as "internal error".
-func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+// appError is err as claimsvc's application error: errors without a code are
+// internal.
+func appError(err error) *claim.Error {
 	var e *claim.Error
 	if !errors.As(err, &e) {
 		e = &claim.Error{Code: claim.CodeInternal, Message: "internal error", Err: err}
 	}
+	return e
+}
+
+// problemFor builds the problem for err: the one place that decides status,
+// title and what a client may see. Internal errors show only the request id.
+func problemFor(r *http.Request, err error) Problem {
+	e := appError(err)
 	s, ok := statuses[e.Code]
 	if !ok {
 		s = statuses[claim.CodeInternal]
-	}
-	switch {
-	case s.status >= 500:
-		log.ErrorContext(r.Context(), "request failed", "code", e.Code, "err", e)
-	case e.Err != nil:
-		log.DebugContext(r.Context(), "request refused", "code", e.Code, "err", e)
 	}
 	p := Problem{
 		Type: problemType(e.Code), Title: s.title, Status: s.status, Detail: e.Message,
 		RequestID: requestID(r.Context()), Errors: e.Fields,
 	}
-	if e.Code == claim.CodeInternal {
-		p.Detail = "internal error; the request id identifies it in the service's log"
+	if s.status == http.StatusInternalServerError {
+		p.Type, p.Detail = problemType(claim.CodeInternal), "internal error; the request id identifies it in the service's log"
 	}
 	if e.Blocking != nil {
 		p.BlockingClaimID = e.Blocking.String()
+	}
+	if e.Original != nil {
+		p.OriginalClaimID = e.Original.String()
+	}
+	return p
+}
+
+// writeError answers with the problem for err. Server errors are logged with
+// their cause; refusals with a cause at debug level.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	e := appError(err)
+	p := problemFor(r, e)
+	switch {
+	case p.Status >= 500:
+		log.ErrorContext(r.Context(), "request failed", "code", e.Code, "err", e)
+	case e.Err != nil:
+		log.DebugContext(r.Context(), "request refused", "code", e.Code, "err", e)
 	}
 	if e.Code == claim.CodeUnavailable || e.Code == codeRateLimited {
 		if w.Header().Get("Retry-After") == "" {
 			w.Header().Set("Retry-After", "5")
 		}
 	}
-	writeJSON(w, "application/problem+json", s.status, p)
+	writeJSON(w, "application/problem+json", p.Status, p)
 }
 
 func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {

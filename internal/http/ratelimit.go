@@ -18,7 +18,7 @@ type Rate struct {
 	Per time.Duration
 }
 
-// Limits configures abuse protection (design §2: 429 with Retry-After).
+// Limits configures abuse protection (docs/design.md §2: 429 with Retry-After).
 // Counters live in this process: with several replicas each enforces its
 // own share.
 type Limits struct {

@@ -20,6 +20,7 @@ func wantLimited(t *testing.T, r response, retryAfter string) {
 }
 
 func TestRateLimitPerToken(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, limits(claimhttp.Limits{PerToken: claimhttp.Rate{N: 3, Per: time.Minute}}))
 	// Path and header forms, creates and reads: one bucket per device.
 	for i, r := range []response{
@@ -48,6 +49,7 @@ func TestRateLimitPerToken(t *testing.T) {
 }
 
 func TestRateLimitPerIP(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, limits(claimhttp.Limits{PerIP: claimhttp.Rate{N: 4, Per: time.Second}}))
 	for i := range 4 {
 		// A spoofed X-Forwarded-For does not make a new client: no proxy is trusted.
@@ -68,6 +70,7 @@ func TestRateLimitPerIP(t *testing.T) {
 }
 
 func TestRateLimitBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, limits(claimhttp.Limits{PerIP: claimhttp.Rate{N: 2, Per: time.Minute}, TrustedProxies: []string{"127.0.0.1/32", "::1/128"}}))
 	get := func(xff string) response {
 		return e.do("GET", "/claims/00000000-0000-7000-8000-000000000000", map[string]string{"X-Forwarded-For": xff}, "")

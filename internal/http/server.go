@@ -1,4 +1,4 @@
-// Package http is claimsvc's HTTP API (design §2): routes, request decoding
+// Package http is claimsvc's HTTP API (docs/design.md §2): routes, request decoding
 // and validation, RFC 9457 problems, API keys, request ids, logs and metrics.
 // Callers import it as claimhttp.
 package http
@@ -14,17 +14,16 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/notify"
-	"github.com/claimsvc/claimsvc/internal/store"
 )
 
-// Store is what the API needs of the claim store.
+// Store is what the API needs of the claim store (internal/store).
 type Store interface {
-	Create(ctx context.Context, req claim.Request, hold time.Duration) (store.Created, error)
-	CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]store.Result, error)
+	Create(ctx context.Context, req claim.Request, hold time.Duration) (claim.Accepted, error)
+	CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]claim.ItemResult, error)
 	Get(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 	ListByDevice(ctx context.Context, token claim.Token, limit int) ([]claim.Claim, error)
-	List(ctx context.Context, status claim.Status, limit int, cursor string) (store.Page, error)
-	Events(ctx context.Context, id uuid.UUID) ([]store.Event, error)
+	List(ctx context.Context, status claim.Status, limit int, cursor string) (claim.Page, error)
+	Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error)
 	Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error)
 	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 	Ping(ctx context.Context) error

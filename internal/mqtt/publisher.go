@@ -1,6 +1,6 @@
 // Package mqtt delivers one claim to ThingsBoard the way the device would:
 // MQTT 3.1.1, clean session, username = the device's access token, QoS 1 on
-// v1/devices/me/claim, one short-lived connection per attempt (design §3).
+// v1/devices/me/claim, one short-lived connection per attempt (docs/design.md §3).
 //
 // paho's own reconnect and connect-retry loops are off, and no paho token is
 // ever waited on without a deadline (paho issue #613: Wait can hang forever).
@@ -23,7 +23,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// ClaimTopic is ThingsBoard's device claim topic (thingsboard-claiming.md §1.2).
+// ClaimTopic is ThingsBoard's device claim topic (docs/thingsboard.md §1.2).
 const ClaimTopic = "v1/devices/me/claim"
 
 // Config configures a Publisher.
@@ -96,18 +96,16 @@ func New(cfg Config) (*Publisher, error) {
 // Broker is the broker address in use (no credentials: safe to log).
 func (p *Publisher) Broker() string { return p.broker }
 
-// RejectedError means the broker refused the device's credentials (CONNACK 4
-// or 5): ThingsBoard does not know this token. Retrying cannot help.
-type RejectedError struct{ ReturnCode byte }
+// ConnackError is a CONNACK that refused the connection. Codes 4 and 5 mean
+// ThingsBoard does not know the device token (a claim.FailRejected failure);
+// 1-3 are transient.
+type ConnackError struct{ ReturnCode byte }
 
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("connection refused with CONNACK %d (%s): ThingsBoard does not know this device token", e.ReturnCode, connackText(e.ReturnCode))
-}
-
-// IsRejected reports whether err is a RejectedError.
-func IsRejected(err error) bool {
-	var r *RejectedError
-	return errors.As(err, &r)
+func (e *ConnackError) Error() string {
+	if e.ReturnCode == 4 || e.ReturnCode == 5 {
+		return fmt.Sprintf("connection refused with CONNACK %d (%s): ThingsBoard does not know this device token", e.ReturnCode, connackText(e.ReturnCode))
+	}
+	return fmt.Sprintf("connection refused with CONNACK %d (%s)", e.ReturnCode, connackText(e.ReturnCode))
 }
 
 func connackText(rc byte) string {
@@ -126,9 +124,17 @@ func connackText(rc byte) string {
 	return "unknown return code"
 }
 
+// Send delivers job j as its device: client id "claimsvc-{claim id}", the
+// claim's payload (claim.Payload). See Publish for the errors.
+func (p *Publisher) Send(ctx context.Context, j claim.Job) error {
+	return p.Publish(ctx, "claimsvc-"+j.ID.String(), j.Token, j.Payload())
+}
+
 // Publish connects as the device, publishes payload at QoS 1 and returns once
-// the broker's PUBACK arrives. An error is a *RejectedError (do not retry) or
-// a transient failure (retry later). Errors never contain the token.
+// the broker's PUBACK arrives. An error carries its kind (claim.KindOf):
+// claim.FailRejected for CONNACK 4/5 (do not retry), claim.FailUnreachable
+// when no CONNACK came back, claim.FailTransient otherwise. Errors never
+// contain the token.
 func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.Token, payload []byte) error {
 	opts := paho.NewClientOptions().
 		AddBroker(p.broker).
@@ -154,17 +160,17 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 
 	pt := c.Publish(ClaimTopic, 1, false, payload)
 	if err := wait(ctx, pt, p.ackTimeout, "waiting for PUBACK"); err != nil {
-		return err
+		return claim.Failure(claim.FailTransient, err)
 	}
 	if err := pt.Error(); err != nil {
-		return fmt.Errorf("publish: %w", err)
+		return claim.Failure(claim.FailTransient, fmt.Errorf("publish: %w", err))
 	}
 	return nil
 }
 
-// connect opens c's connection. Without a CONNACK the error is an
-// *UnreachableError; with a refusing CONNACK, a *RejectedError (4, 5) or a
-// plain error (other codes).
+// connect opens c's connection. Without a CONNACK the error is a
+// claim.FailUnreachable failure; a refusing CONNACK is a *ConnackError of
+// kind claim.FailRejected (4, 5) or claim.FailTransient (other codes).
 func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
 	ct := c.Connect()
 	if err := wait(ctx, ct, timeout+time.Second, "connect"); err != nil {
@@ -173,39 +179,28 @@ func connect(ctx context.Context, c paho.Client, timeout time.Duration) error {
 		if ctx.Err() != nil {
 			return err
 		}
-		return &UnreachableError{Err: err}
+		return unreachable(err)
 	}
 	if err := ct.Error(); err != nil {
 		// Codes above 5 are paho's own (0xFE network error, 0xFF protocol
 		// violation): no CONNACK was read.
 		switch rc := ct.(*paho.ConnectToken).ReturnCode(); {
 		case rc == 4 || rc == 5:
-			return &RejectedError{ReturnCode: rc}
+			return claim.Failure(claim.FailRejected, &ConnackError{ReturnCode: rc})
 		case rc >= 1 && rc <= 3:
-			return fmt.Errorf("connect: CONNACK %d (%s)", rc, connackText(rc))
+			return claim.Failure(claim.FailTransient, &ConnackError{ReturnCode: rc})
 		}
-		return &UnreachableError{Err: fmt.Errorf("connect: %w", err)}
+		return unreachable(fmt.Errorf("connect: %w", err))
 	}
 	return nil
 }
 
-// UnreachableError means no CONNACK came back: the broker is down or cannot
-// be reached (refused, timed out, TLS failure). It says nothing about the
-// claim itself, so the dispatcher sends such claims again as soon as Probe
-// succeeds. Its text starts with UnreachablePrefix.
-type UnreachableError struct{ Err error }
-
-// UnreachablePrefix starts every UnreachableError's text (and so the
-// last_error the store keeps for it).
-const UnreachablePrefix = "broker unreachable: "
-
-func (e *UnreachableError) Error() string { return UnreachablePrefix + e.Err.Error() }
-func (e *UnreachableError) Unwrap() error { return e.Err }
-
-// IsUnreachable reports whether err is an UnreachableError.
-func IsUnreachable(err error) bool {
-	var u *UnreachableError
-	return errors.As(err, &u)
+// unreachable means no CONNACK came back: the broker is down or cannot be
+// reached (refused, timed out, TLS failure). It says nothing about the claim
+// itself, so the dispatcher sends such claims again as soon as Probe
+// succeeds.
+func unreachable(err error) error {
+	return claim.Failure(claim.FailUnreachable, fmt.Errorf("broker unreachable: %w", err))
 }
 
 // Probe checks that the broker answers MQTT: it connects with a probe
@@ -229,7 +224,7 @@ func (p *Publisher) Probe(ctx context.Context) error {
 	if err == nil {
 		c.Disconnect(0)
 	}
-	if IsUnreachable(err) || ctx.Err() != nil {
+	if claim.KindOf(err) == claim.FailUnreachable || ctx.Err() != nil {
 		return err
 	}
 	return nil

@@ -27,6 +27,7 @@ func newPublisher(t *testing.T, url string, timeout time.Duration) *mqtt.Publish
 }
 
 func TestPublishAsTheDevice(t *testing.T) {
+	t.Parallel()
 	b := mqtttest.Start(t, "127.0.0.1:0", func(u string) bool { return u == "DEVICE_TOKEN_123" })
 	p := newPublisher(t, b.URL(), 5*time.Second)
 	payload := []byte(`{"secretKey":"abc","durationMs":60000}`)
@@ -41,11 +42,12 @@ func TestPublishAsTheDevice(t *testing.T) {
 }
 
 func TestUnknownTokenIsRejected(t *testing.T) {
+	t.Parallel()
 	b := mqtttest.Start(t, "127.0.0.1:0", func(string) bool { return false })
 	p := newPublisher(t, b.URL(), 5*time.Second)
 	err := p.Publish(t.Context(), "claimsvc-2", "UNKNOWN_TOKEN_XYZ", []byte(`{}`))
-	var rej *mqtt.RejectedError
-	if !errors.As(err, &rej) || rej.ReturnCode != 5 {
+	var rej *mqtt.ConnackError
+	if !errors.As(err, &rej) || rej.ReturnCode != 5 || claim.KindOf(err) != claim.FailRejected {
 		t.Fatalf("want CONNACK 5 rejection, got %v", err)
 	}
 	if strings.Contains(err.Error(), "UNKNOWN_TOKEN_XYZ") {
@@ -57,17 +59,19 @@ func TestUnknownTokenIsRejected(t *testing.T) {
 }
 
 func TestBrokerDownIsTransient(t *testing.T) {
+	t.Parallel()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
 	p := newPublisher(t, "tcp://"+addr, 2*time.Second)
 	err := p.Publish(t.Context(), "claimsvc-3", "T", []byte(`{}`))
-	if err == nil || mqtt.IsRejected(err) {
-		t.Fatalf("want a transient error, got %v", err)
+	if err == nil || claim.KindOf(err) != claim.FailUnreachable {
+		t.Fatalf("want an unreachable broker, got %v", err)
 	}
 }
 
 func TestSilentBrokerTimesOut(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -93,13 +97,14 @@ func TestSilentBrokerTimesOut(t *testing.T) {
 	p := newPublisher(t, "tcp://"+l.Addr().String(), 300*time.Millisecond)
 	start := time.Now()
 	err = p.Publish(t.Context(), "claimsvc-4", "T", []byte(`{}`))
-	if err == nil || mqtt.IsRejected(err) || time.Since(start) > 3*time.Second {
+	if err == nil || claim.KindOf(err) == claim.FailRejected || time.Since(start) > 3*time.Second {
 		t.Fatalf("want a timeout within bounds, got %v after %s", err, time.Since(start))
 	}
 	time.Sleep(500 * time.Millisecond) // let paho's connect goroutine end before goleak looks
 }
 
 func TestContextCancelStopsTheAttempt(t *testing.T) {
+	t.Parallel()
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	defer l.Close()
 	go func() {
@@ -123,6 +128,7 @@ func TestContextCancelStopsTheAttempt(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	for _, bad := range []string{"", "localhost:1883", "http://x:1", "tcp://user@x:1", "ws://x:1"} {
 		if _, err := mqtt.New(mqtt.Config{URL: bad}); err == nil {
 			t.Errorf("%q accepted", bad)

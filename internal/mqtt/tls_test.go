@@ -18,6 +18,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/mqtt/mosquittotest"
 )
@@ -62,6 +63,7 @@ func testCA(t *testing.T, dir, name string) (caFile, certFile, keyFile string) {
 // listener whose certificate only the given CA file vouches for, and is
 // refused (as an unreachable broker, so retried) without it or with another CA.
 func TestTLSWithCAFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	caFile, certFile, keyFile := testCA(t, dir, "good")
 	otherCA, _, _ := testCA(t, dir, "other")
@@ -100,7 +102,7 @@ func TestTLSWithCAFile(t *testing.T) {
 			t.Fatal(err)
 		}
 		err = p.Publish(t.Context(), "claimsvc-tls-bad", "TLS_DEVICE_TOKEN", []byte(`{}`))
-		if err == nil || !mqtt.IsUnreachable(err) || mqtt.IsRejected(err) {
+		if err == nil || claim.KindOf(err) != claim.FailUnreachable {
 			t.Fatalf("%s: want an unreachable-broker error, got %v", name, err)
 		}
 		if p.Probe(t.Context()) == nil {

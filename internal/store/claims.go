@@ -28,30 +28,19 @@ func scanClaim(row pgx.Row, lead ...any) (claim.Claim, error) {
 	return c, err
 }
 
-// Created is the outcome of Create.
-type Created struct {
-	Claim    claim.Claim
-	Replayed bool // an earlier claim answers this request; nothing new was stored
-}
-
 // deviceLock is the advisory lock key that serialises intake per device, so
 // the hold rule sees every earlier claim of that device.
 func deviceLock(tokenHash []byte) int64 {
 	return int64(binary.BigEndian.Uint64(tokenHash[:8]))
 }
 
-// Create stores a claim, applying design §2's rules inside one transaction:
-//   - an Idempotency-Key already used with the same request replays that
-//     claim; with another request it is an error;
-//   - a claim of the same device that is pending, or was delivered less than
-//     hold ago, replays when it is the same request, and otherwise blocks
-//     (409) unless req.Force;
-//   - otherwise a new pending claim is inserted, audited and announced
-//     (NOTIFY, delivered at commit).
+// Create stores a claim, applying the intake rules (claim.DecideIntake)
+// inside one transaction; a new claim is inserted, audited and announced
+// (NOTIFY, delivered at commit).
 //
 // Concurrent calls share transactions (group commit, see groupcommit.go);
 // intake is serialised per device by an advisory lock, so the rules see every
 // earlier claim of the device. A nil error means the claim is committed.
-func (s *Store) Create(ctx context.Context, req claim.Request, hold time.Duration) (Created, error) {
+func (s *Store) Create(ctx context.Context, req claim.Request, hold time.Duration) (claim.Accepted, error) {
 	return s.enqueue(ctx, req, hold)
 }

@@ -1,17 +1,21 @@
 package store
 
-import "context"
+import (
+	"context"
 
-// Expedite makes pending claims whose last attempt failed with an error
-// starting with errPrefix due now, instead of at their backed-off time; the
-// dispatcher calls it when the broker answers again after an outage, so the
-// backlog goes out at once rather than up to the backoff cap later. Claims
-// leased right now are left alone. It returns how many it moved.
-func (s *Store) Expedite(ctx context.Context, errPrefix string) (int64, error) {
+	"github.com/claimsvc/claimsvc/internal/claim"
+)
+
+// Expedite makes pending claims whose last attempt failed with the given
+// kind due now, instead of at their backed-off time; the dispatcher calls it
+// when the broker answers again after an outage (claim.FailUnreachable), so
+// the backlog goes out at once rather than up to the backoff cap later.
+// Claims leased right now are left alone. It returns how many it moved.
+func (s *Store) Expedite(ctx context.Context, kind claim.FailureKind) (int64, error) {
 	tag, err := s.outbox.Exec(ctx, `UPDATE claims SET next_attempt_at = now(), updated_at = now()
 		WHERE status = 'pending' AND next_attempt_at > now()
 		  AND (lease_until IS NULL OR lease_until < now())
-		  AND starts_with(last_error, $1)`, errPrefix)
+		  AND last_error_kind = $1`, string(kind))
 	if err != nil {
 		return 0, dbErr("expedite", err)
 	}

@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
-	"github.com/claimsvc/claimsvc/internal/store"
 )
 
 // Finish stores many outcomes in one statement (one transaction), each with
 // the same row changes and events as its single-claim method, and fences
 // each row by its own lease.
 func TestFinishBatchFencesEachRow(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	ids := map[string]claim.Claim{}
@@ -27,30 +27,30 @@ func TestFinishBatchFencesEachRow(t *testing.T) {
 	if err != nil || len(jobs) != 5 {
 		t.Fatalf("lease: %d %v", len(jobs), err)
 	}
-	job := func(name string) store.Job {
+	job := func(name string) claim.Job {
 		for _, j := range jobs {
 			if j.ID == ids[name].ID {
 				return j
 			}
 		}
 		t.Fatalf("%s not leased", name)
-		return store.Job{}
+		return claim.Job{}
 	}
 	stale := job("stale")
 	stale.Lease = job("deliv").Lease // another lease: refused
 
-	outs := []store.Outcome{
-		store.OutcomeOf(job("deliv"), store.OutcomeDelivered, "", 0),
-		store.OutcomeOf(stale, store.OutcomeDelivered, "", 0),
-		store.OutcomeOf(job("rejec"), store.OutcomeRejected, "CONNACK 5", 0),
-		store.OutcomeOf(job("retry"), store.OutcomeRetry, "refused", time.Hour),
-		store.OutcomeOf(job("faild"), store.OutcomeFailed, "gave up", 0),
+	outs := []claim.Outcome{
+		claim.OutcomeOf(job("deliv"), claim.OutcomeDelivered, nil, 0),
+		claim.OutcomeOf(stale, claim.OutcomeDelivered, nil, 0),
+		claim.OutcomeOf(job("rejec"), claim.OutcomeRejected, claim.Failure(claim.FailRejected, errors.New("CONNACK 5")), 0),
+		claim.OutcomeOf(job("retry"), claim.OutcomeRetry, claim.Failure(claim.FailUnreachable, errors.New("refused")), time.Hour),
+		claim.OutcomeOf(job("faild"), claim.OutcomeFailed, errors.New("gave up"), 0),
 	}
 	lost, err := s.Finish(ctx, outs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, want := range []error{nil, store.ErrLeaseLost, nil, nil, nil} {
+	for i, want := range []error{nil, claim.ErrLeaseLost, nil, nil, nil} {
 		if !errors.Is(lost[i], want) || (want == nil && lost[i] != nil) {
 			t.Fatalf("outcome %d: %v, want %v", i, lost[i], want)
 		}
@@ -100,13 +100,23 @@ func TestFinishBatchFencesEachRow(t *testing.T) {
 			t.Fatalf("%s: token/secret erased %v, want %v", name, tok == nil, erased)
 		}
 	}
+	// Each failure's kind is kept beside its text.
+	for name, want := range map[string]string{"deliv": "", "rejec": "rejected", "retry": "unreachable", "faild": "transient"} {
+		var kind string
+		if err := s.Pool().QueryRow(ctx, `SELECT coalesce(last_error_kind, '') FROM claims WHERE id = $1`, ids[name].ID).Scan(&kind); err != nil {
+			t.Fatal(err)
+		}
+		if kind != want {
+			t.Fatalf("%s: last_error_kind %q, want %q", name, kind, want)
+		}
+	}
 	// One statement: every row written by one transaction.
 	var xids int
 	if err := s.Pool().QueryRow(ctx, `SELECT count(DISTINCT xmin::text) FROM claim_events WHERE kind <> 'accepted'`).Scan(&xids); err != nil || xids != 1 {
 		t.Fatalf("events written by %d transactions (%v), want 1", xids, err)
 	}
 	// The stale outcome's claim is still leased: its own lease can report it.
-	if err := s.Delivered(ctx, job("stale")); err != nil {
+	if err := deliver(t, s, job("stale")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Finish(ctx, nil); err != nil {

@@ -50,7 +50,7 @@ type request struct {
 	ctx  context.Context
 	req  claim.Request
 	hold time.Duration
-	done chan Result // buffered: a committer never blocks on a caller who left
+	done chan claim.ItemResult // buffered: a committer never blocks on a caller who left
 }
 
 // committers runs the committer goroutines until Close.
@@ -85,27 +85,27 @@ func (s *Store) closeCommitters() {
 }
 
 // enqueue hands req to a committer and waits for its outcome.
-func (s *Store) enqueue(ctx context.Context, req claim.Request, hold time.Duration) (Created, error) {
-	r := &request{ctx: ctx, req: req, hold: hold, done: make(chan Result, 1)}
+func (s *Store) enqueue(ctx context.Context, req claim.Request, hold time.Duration) (claim.Accepted, error) {
+	r := &request{ctx: ctx, req: req, hold: hold, done: make(chan claim.ItemResult, 1)}
 	select {
 	case s.group.queue <- r:
 	case <-ctx.Done():
-		return Created{}, claim.Unavailable(ctx.Err())
+		return claim.Accepted{}, claim.Unavailable(ctx.Err())
 	case <-s.group.stop:
-		return Created{}, claim.Unavailable(errClosed)
+		return claim.Accepted{}, claim.Unavailable(errClosed)
 	}
 	select {
 	case res := <-r.done:
-		return res.Created, res.Err
+		return res.Accepted, res.Err
 	case <-ctx.Done():
 		// The group may still commit it: the caller is gone either way.
-		return Created{}, claim.Unavailable(ctx.Err())
+		return claim.Accepted{}, claim.Unavailable(ctx.Err())
 	case <-s.group.stopped:
 		select {
 		case res := <-r.done:
-			return res.Created, res.Err
+			return res.Accepted, res.Err
 		default:
-			return Created{}, claim.Unavailable(errClosed)
+			return claim.Accepted{}, claim.Unavailable(errClosed)
 		}
 	}
 }
@@ -123,7 +123,7 @@ func (s *Store) commitLoop(c *committers) {
 				for { // fail what nobody will commit now
 					select {
 					case r := <-c.queue:
-						r.done <- Result{Err: claim.Unavailable(errClosed)}
+						r.done <- claim.ItemResult{Err: claim.Unavailable(errClosed)}
 					default:
 						return
 					}
@@ -155,10 +155,15 @@ func (s *Store) commitGroup(group []*request) {
 	live := make([]*request, 0, len(group))
 	for _, r := range group {
 		if err := r.ctx.Err(); err != nil { // the caller left before we began
-			r.done <- Result{Err: claim.Unavailable(err)}
+			r.done <- claim.ItemResult{Err: claim.Unavailable(err)}
 			continue
 		}
-		items = append(items, newItem(r.req))
+		it, err := newItem(r.req)
+		if err != nil {
+			r.done <- claim.ItemResult{Err: err}
+			continue
+		}
+		items = append(items, it)
 		live = append(live, r)
 	}
 	if len(items) == 0 {
@@ -173,7 +178,7 @@ func (s *Store) commitGroup(group []*request) {
 		// refuses. Give each its own transaction so it fails alone.
 		for i, it := range items {
 			if e := s.createMany(ctx, []*item{it}, hold); e != nil {
-				it.res = Result{Err: e}
+				it.res = claim.ItemResult{Err: e}
 			}
 			live[i].done <- it.res
 		}
@@ -181,7 +186,7 @@ func (s *Store) commitGroup(group []*request) {
 	}
 	for i, it := range items {
 		if err != nil {
-			it.res = Result{Err: err}
+			it.res = claim.ItemResult{Err: err}
 		}
 		live[i].done <- it.res
 	}

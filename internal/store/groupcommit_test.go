@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ func concurrently(n int, f func(i int)) {
 }
 
 func TestConcurrentCreatesShareTransactions(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 1, MaxBatch: 16})
 	const n = 96
 	ids := make([]uuid.UUID, n)
@@ -70,6 +72,7 @@ func TestConcurrentCreatesShareTransactions(t *testing.T) {
 }
 
 func TestConcurrentClaimsOfOneDevice(t *testing.T) {
+	t.Parallel()
 	for _, g := range []store.GroupCommit{{Committers: 1}, {Committers: 4, MaxBatch: 3}} {
 		t.Run(fmt.Sprintf("committers=%d", g.Committers), func(t *testing.T) {
 			s := newGroupStore(t, g)
@@ -77,7 +80,7 @@ func TestConcurrentClaimsOfOneDevice(t *testing.T) {
 			// Different secrets for one device: exactly one is stored, every
 			// other request is refused naming it.
 			type out struct {
-				c   store.Created
+				c   claim.Accepted
 				err error
 			}
 			outs := make([]out, n)
@@ -96,7 +99,8 @@ func TestConcurrentClaimsOfOneDevice(t *testing.T) {
 			}
 			for i, o := range outs {
 				var ce *claim.Error
-				if o.err != nil && !(errorAs(o.err, &ce) && ce.Code == claim.CodeConflict && ce.Blocking != nil && *ce.Blocking == winner) {
+				conflict := errors.As(o.err, &ce) && ce.Code == claim.CodeConflict && ce.Blocking != nil && *ce.Blocking == winner
+				if o.err != nil && !conflict {
 					t.Fatalf("request %d: want a conflict naming %s, got %v", i, winner, o.err)
 				}
 			}
@@ -121,15 +125,8 @@ func TestConcurrentClaimsOfOneDevice(t *testing.T) {
 	}
 }
 
-func errorAs(err error, ce **claim.Error) bool {
-	e, ok := err.(*claim.Error)
-	if ok {
-		*ce = e
-	}
-	return ok
-}
-
 func TestIdempotencyKeyRaceAcrossDevices(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 4, MaxBatch: 2})
 	for round := range 10 {
 		key := fmt.Sprintf("race-%d", round)
@@ -158,6 +155,7 @@ func TestIdempotencyKeyRaceAcrossDevices(t *testing.T) {
 
 // One request the database refuses fails alone; its group's others commit.
 func TestOneBadRequestFailsAlone(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 1, MaxBatch: 64})
 	errs := make([]error, 32)
 	concurrently(32, func(i int) {
@@ -178,6 +176,7 @@ func TestOneBadRequestFailsAlone(t *testing.T) {
 }
 
 func TestCommitFailureFailsTheGroup(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	s, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1", 2, nil)
@@ -193,6 +192,7 @@ func TestCommitFailureFailsTheGroup(t *testing.T) {
 }
 
 func TestCreateAfterCloseIsUnavailable(t *testing.T) {
+	t.Parallel()
 	s, err := store.Open(t.Context(), pgtest.NewDatabase(t), 2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -205,6 +205,7 @@ func TestCreateAfterCloseIsUnavailable(t *testing.T) {
 
 // CreateBatch applies the rules in input order, within the batch too.
 func TestCreateBatchRulesInOrder(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	pre, err := s.Create(ctx, req("BATCH_HELD_TOKEN", "old", 0), hold)
@@ -236,8 +237,8 @@ func TestCreateBatchRulesInOrder(t *testing.T) {
 		return claim.ErrorCode(res[i].Err)
 	}
 	blocking := func(i int) uuid.UUID {
-		e, _ := res[i].Err.(*claim.Error)
-		if e == nil || e.Blocking == nil {
+		var e *claim.Error
+		if !errors.As(res[i].Err, &e) || e.Blocking == nil {
 			return uuid.Nil
 		}
 		return *e.Blocking
@@ -279,6 +280,7 @@ func TestCreateBatchRulesInOrder(t *testing.T) {
 // A batch of more devices than per-device locks allows runs under the
 // exclusive intake lock, concurrently with small groups, without deadlock.
 func TestLargeBatchesAndSmallGroupsTogether(t *testing.T) {
+	t.Parallel()
 	s := newGroupStore(t, store.GroupCommit{Committers: 4, MaxBatch: 8})
 	var wg sync.WaitGroup
 	for b := range 3 {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -40,45 +39,54 @@ func lockDevice(ctx context.Context, tx pgx.Tx, tokenHash []byte) error {
 	return err
 }
 
-// Result is the outcome of one request of a batch: the claim stored or
-// replayed, or Err (a *claim.Error: conflict or Idempotency-Key reuse) for
-// this request alone.
-type Result struct {
-	Created
-	Err error
+// deviceClaims reads, for each device hash in $1, its newest pending and its
+// newest delivered claim: what the hold rule weighs (claim.Blocking). $2 is a
+// claim to leave out (a retried claim), or NULL.
+const deviceClaims = `SELECT t.h, c.* FROM unnest($1::bytea[]) AS t(h)
+	CROSS JOIN LATERAL (
+		(SELECT fingerprint, ` + claimColumns + ` FROM claims
+		 WHERE token_hash = t.h AND status = 'pending' AND id IS DISTINCT FROM $2
+		 ORDER BY created_at DESC, id DESC LIMIT 1)
+		UNION ALL
+		(SELECT fingerprint, ` + claimColumns + ` FROM claims
+		 WHERE token_hash = t.h AND status = 'delivered' AND id IS DISTINCT FROM $2
+		 ORDER BY created_at DESC, id DESC LIMIT 1)) c
+	ORDER BY t.h, c.created_at DESC, c.id DESC`
+
+// scanDeviceClaims collects deviceClaims' rows into priors per device (newest
+// first) and the claims themselves by id.
+func scanDeviceClaims(rows pgx.Rows, devices map[string][]claim.Prior, seen map[uuid.UUID]claim.Claim) error {
+	for rows.Next() {
+		var hash, fp []byte
+		c, err := scanClaim(rows, &hash, &fp)
+		if err != nil {
+			return err
+		}
+		seen[c.ID] = c
+		devices[string(hash)] = append(devices[string(hash)], claim.Prior{ID: c.ID, Status: c.Status,
+			DeliveredAt: c.DeliveredAt, TokenHash: hash, Fingerprint: fp})
+	}
+	return rows.Err()
 }
 
 // item is one claim request inside an intake transaction.
 type item struct {
-	req  claim.Request
-	hash []byte // token hash
-	fp   []byte // fingerprint
-
-	// Decided in the transaction; reset when it is run again.
-	res      Result
-	newID    uuid.UUID // this request inserts a claim with this id
-	replayOf int       // ≥ 0: answered by the claim that items[replayOf] inserts
+	in  claim.Incoming
+	res claim.ItemResult // set once the transaction committed
 }
 
-func newItem(req claim.Request) *item {
-	return &item{req: req, hash: req.Token.Hash(), fp: req.Fingerprint(), replayOf: -1}
+func newItem(req claim.Request) (*item, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, err
+	}
+	return &item{in: claim.NewIncoming(req, id)}, nil
 }
 
-// ref is a claim that answers or blocks a later request of the same batch:
-// either one already in the database or one this transaction inserts.
-type ref struct {
-	claim   claim.Claim // from the database (newItem < 0)
-	newItem int         // index of the item that inserts it, or -1
-	hash    []byte
-	fp      []byte
-	status  claim.Status
-}
-
-// createMany stores items in one transaction, applying design §2's rules to
-// each in order, as if they had arrived one after another: a later request
-// sees the claims that earlier ones of the same batch created. A nil error
-// means the transaction committed and each item's res holds its outcome; an
-// error means nothing was stored.
+// createMany stores items in one transaction, applying the intake rules
+// (claim.DecideIntake) to each in order. A nil error means the transaction
+// committed and each item's res holds its outcome; an error means nothing was
+// stored.
 func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duration) error {
 	for range 3 {
 		err := s.createTx(ctx, items, hold)
@@ -103,9 +111,10 @@ func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duratio
 var errCommitUnknown = errors.New("outcome of COMMIT unknown")
 
 // createTx runs one intake transaction in two round trips: BEGIN, the locks
-// and the lookups pipelined in the first; the inserts, NOTIFY and COMMIT in
-// the second. A statement that fails makes PostgreSQL skip the rest of its
-// pipeline (COMMIT included), and the transaction is rolled back.
+// and the reads the rules need pipelined in the first; the inserts, NOTIFY
+// and COMMIT in the second. Between them, claim.DecideIntake decides. A
+// statement that fails makes PostgreSQL skip the rest of its pipeline (COMMIT
+// included), and the transaction is rolled back.
 func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration) (err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -119,33 +128,35 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 		}
 		conn.Release()
 	}()
-	var keys []int64
+	var locks []int64
 	var hashes [][]byte
 	var idemKeys []string
-	seen := make(map[string]bool, len(items))
+	seenHash := make(map[string]bool, len(items))
 	for _, it := range items {
-		it.res, it.newID, it.replayOf = Result{}, uuid.Nil, -1
-		if !seen[string(it.hash)] {
-			seen[string(it.hash)] = true
-			hashes = append(hashes, it.hash)
-			keys = append(keys, deviceLock(it.hash))
+		it.res = claim.ItemResult{}
+		if h := it.in.TokenHash; !seenHash[string(h)] {
+			seenHash[string(h)] = true
+			hashes = append(hashes, h)
+			locks = append(locks, deviceLock(h))
 		}
-		if it.req.IdempotencyKey != "" {
-			idemKeys = append(idemKeys, it.req.IdempotencyKey)
+		if k := it.in.Req.IdempotencyKey; k != "" {
+			idemKeys = append(idemKeys, k)
 		}
 	}
 
-	// One round trip: locks, then what the rules need to know.
+	// One round trip: the locks, then what the rules need to know.
+	view := claim.IntakeView{Hold: hold, Keys: map[string]claim.Prior{}, Devices: make(map[string][]claim.Prior, len(hashes))}
+	known := map[uuid.UUID]claim.Claim{} // stored claims that may answer a request
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
-	if len(keys) > maxDeviceLocks {
+	if len(locks) > maxDeviceLocks {
 		b.Queue(`SELECT pg_advisory_xact_lock($1::int4, $2::int4)`, intakeLock[0], intakeLock[1])
 	} else {
-		slices.Sort(keys) // one order for everyone: no deadlocks
+		slices.Sort(locks) // one order for everyone: no deadlocks
 		b.Queue(`SELECT pg_advisory_xact_lock_shared($1::int4, $2::int4)`, intakeLock[0], intakeLock[1])
-		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i`, keys)
+		b.Queue(`SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) WITH ORDINALITY AS t(k, i) ORDER BY i`, locks)
 	}
-	known := map[string]ref{} // Idempotency-Key → its claim
+	b.Queue(`SELECT now()`).QueryRow(func(row pgx.Row) error { return row.Scan(&view.Now) })
 	if len(idemKeys) > 0 {
 		b.Queue(`SELECT k.key, k.token_hash, k.fingerprint, c.* FROM idempotency_keys k
 			CROSS JOIN LATERAL (SELECT `+claimColumns+` FROM claims WHERE id = k.claim_id) c
@@ -153,87 +164,45 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 			idemKeys).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var key string
-				r := ref{newItem: -1}
-				c, err := scanClaim(rows, &key, &r.hash, &r.fp)
+				var p claim.Prior
+				c, err := scanClaim(rows, &key, &p.TokenHash, &p.Fingerprint)
 				if err != nil {
 					return err
 				}
-				r.claim, r.status = c, c.Status
-				known[key] = r
+				p.ID, p.Status, p.DeliveredAt = c.ID, c.Status, c.DeliveredAt
+				view.Keys[key], known[c.ID] = p, c
 			}
 			return rows.Err()
 		})
 	}
-	latest := make(map[string]ref, len(hashes)) // device → its newest pending or held claim
-	b.Queue(`SELECT t.h, c.* FROM unnest($1::bytea[]) AS t(h)
-		CROSS JOIN LATERAL (
-			SELECT fingerprint, `+claimColumns+` FROM claims
-			WHERE token_hash = t.h
-			  AND (status = 'pending' OR (status = 'delivered' AND delivered_at > now() - $2::interval))
-			ORDER BY created_at DESC, id DESC LIMIT 1) c`, hashes, hold).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			r := ref{newItem: -1}
-			c, err := scanClaim(rows, &r.hash, &r.fp)
-			if err != nil {
-				return err
-			}
-			r.claim, r.status = c, c.Status
-			latest[string(r.hash)] = r
-		}
-		return rows.Err()
+	b.Queue(deviceClaims, hashes, nil).Query(func(rows pgx.Rows) error {
+		return scanDeviceClaims(rows, view.Devices, known)
 	})
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
 
-	// The rules, request by request.
-	var ins inserts
-	var answered idemKeyRows // Idempotency-Keys answered in this transaction, new claim or replay
+	in := make([]claim.Incoming, len(items))
 	for i, it := range items {
-		key := it.req.IdempotencyKey
-		if r, ok := known[key]; key != "" && ok {
-			if !bytes.Equal(r.hash, it.hash) || !bytes.Equal(r.fp, it.fp) {
-				it.res.Err = &claim.Error{Code: claim.CodeIdemReuse, Message: "this Idempotency-Key was already used with a different request"}
-				continue
-			}
-			it.answer(r)
-			continue
+		in[i] = it.in
+	}
+	verdicts := claim.DecideIntake(in, view)
+
+	var ins inserts
+	var keys idemKeyRows
+	for i, v := range verdicts {
+		if v.Kind == claim.Insert {
+			ins.add(s, items[i].in)
 		}
-		if r, ok := latest[string(it.hash)]; ok {
-			if bytes.Equal(r.fp, it.fp) {
-				it.answer(r)
-				if key != "" { // the key now belongs to the replayed claim
-					answered.add(key, r, items, it)
-					known[key] = r
-				}
-				continue
-			}
-			if !it.req.Force {
-				id := r.id(items)
-				msg := "a different claim for this device is pending"
-				if r.status == claim.StatusDelivered {
-					msg = "a different claim for this device was delivered within the hold window; ThingsBoard would silently ignore a new one until it is used or expires"
-				}
-				it.res.Err = &claim.Error{Code: claim.CodeConflict, Message: msg + " (use ?force=true to send anyway)", Blocking: &id}
-				continue
-			}
-		}
-		id, err := uuid.NewV7()
-		if err != nil {
-			return err
-		}
-		it.newID = id
-		ins.add(s, it)
-		r := ref{newItem: i, hash: it.hash, fp: it.fp, status: claim.StatusPending}
-		latest[string(it.hash)] = r
-		if key != "" {
-			answered.add(key, r, items, it)
-			known[key] = r
+		if v.RecordKey {
+			keys.add(items[i].in, v.Claim)
 		}
 	}
-	if ins.n() == 0 && len(answered.key) == 0 {
-		_, err := conn.Exec(ctx, "COMMIT") // nothing to store: only replays and refusals
-		return err
+	if ins.n() == 0 && len(keys.key) == 0 {
+		if _, err := conn.Exec(ctx, "COMMIT"); err != nil { // nothing to store: only replays and refusals
+			return err
+		}
+		return answer(items, verdicts, known, nil)
 	}
 
 	// One more round trip: the new claims, their audit events and keys, the wake-up.
@@ -260,10 +229,10 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 			return rows.Err()
 		})
 	}
-	if len(answered.key) > 0 {
+	if len(keys.key) > 0 {
 		b.Queue(`INSERT INTO idempotency_keys (key, claim_id, token_hash, fingerprint)
 			SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[], $4::bytea[])`,
-			answered.key, answered.claim, answered.hash, answered.fp)
+			keys.key, keys.claim, keys.hash, keys.fp)
 	}
 	if ins.n() > 0 {
 		b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
@@ -279,12 +248,28 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
 		return fmt.Errorf("inserted %d claims of %d", len(created), ins.n())
 	}
-	for _, it := range items {
-		switch {
-		case it.newID != uuid.Nil:
-			it.res.Claim = created[it.newID]
-		case it.replayOf >= 0:
-			it.res = Result{Created: Created{Claim: created[items[it.replayOf].newID], Replayed: true}}
+	return answer(items, verdicts, known, created)
+}
+
+// answer turns the verdicts into each item's result, with the claims read
+// (known) and inserted (created) by the transaction.
+func answer(items []*item, verdicts []claim.Verdict, known, created map[uuid.UUID]claim.Claim) error {
+	for i, v := range verdicts {
+		res := &items[i].res
+		switch v.Kind {
+		case claim.Refuse:
+			res.Err = v.Err
+		case claim.Insert:
+			res.Claim = created[v.Claim]
+		case claim.Replay:
+			c, ok := known[v.Claim]
+			if !ok {
+				c, ok = created[v.Claim]
+			}
+			if !ok {
+				return fmt.Errorf("replay of claim %s that the transaction did not read", v.Claim)
+			}
+			res.Accepted = claim.Accepted{Claim: c, Replayed: true}
 		}
 	}
 	return nil
@@ -299,30 +284,12 @@ type idemKeyRows struct {
 	fp    [][]byte
 }
 
-// add records key as answered by r (a stored claim, or one this transaction
-// inserts) for request it.
-func (k *idemKeyRows) add(key string, r ref, items []*item, it *item) {
-	k.key = append(k.key, key)
-	k.claim = append(k.claim, r.id(items))
-	k.hash = append(k.hash, it.hash)
-	k.fp = append(k.fp, it.fp)
-}
-
-// answer makes r (an earlier claim) the replayed answer to it.
-func (it *item) answer(r ref) {
-	if r.newItem >= 0 {
-		it.replayOf = r.newItem
-		return
-	}
-	it.res = Result{Created: Created{Claim: r.claim, Replayed: true}}
-}
-
-// id is the claim's id, whether stored already or being inserted.
-func (r ref) id(items []*item) uuid.UUID {
-	if r.newItem >= 0 {
-		return items[r.newItem].newID
-	}
-	return r.claim.ID
+// add records in's key as answered by claim id.
+func (k *idemKeyRows) add(in claim.Incoming, id uuid.UUID) {
+	k.key = append(k.key, in.Req.IdempotencyKey)
+	k.claim = append(k.claim, id)
+	k.hash = append(k.hash, in.TokenHash)
+	k.fp = append(k.fp, in.Fingerprint)
 }
 
 // inserts holds the new claims column by column, for one INSERT … unnest.
@@ -339,35 +306,39 @@ type inserts struct {
 
 func (ins *inserts) n() int { return len(ins.id) }
 
-func (ins *inserts) add(s *Store, it *item) {
-	id := it.newID
+func (ins *inserts) add(s *Store, in claim.Incoming) {
+	id := in.NewID
 	var secret []byte
-	if it.req.SecretKey != nil {
-		secret = s.sealer.Seal([]byte(*it.req.SecretKey), id[:])
+	if in.Req.SecretKey != nil {
+		secret = s.sealer.Seal([]byte(*in.Req.SecretKey), id[:])
 	}
 	ins.id = append(ins.id, id)
-	ins.hash = append(ins.hash, it.hash)
-	ins.hint = append(ins.hint, claim.Hint(string(it.req.Token)))
-	ins.token = append(ins.token, s.sealer.Seal([]byte(it.req.Token), id[:]))
+	ins.hash = append(ins.hash, in.TokenHash)
+	ins.hint = append(ins.hint, claim.Hint(string(in.Req.Token)))
+	ins.token = append(ins.token, s.sealer.Seal([]byte(in.Req.Token), id[:]))
 	ins.secret = append(ins.secret, secret)
-	ins.hasSecret = append(ins.hasSecret, it.req.SecretKey != nil)
-	ins.duration = append(ins.duration, it.req.DurationMs)
-	ins.fp = append(ins.fp, it.fp)
+	ins.hasSecret = append(ins.hasSecret, in.Req.SecretKey != nil)
+	ins.duration = append(ins.duration, in.Req.DurationMs)
+	ins.fp = append(ins.fp, in.Fingerprint)
 }
 
 // CreateBatch stores reqs in one transaction, applying the rules of Create to
 // each in order (a later request sees the claims earlier ones created). The
 // results are in the order of reqs; a request that breaks a rule fails alone
-// (its Result.Err). An error means nothing was stored.
-func (s *Store) CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]Result, error) {
+// (its ItemResult.Err). An error means nothing was stored.
+func (s *Store) CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]claim.ItemResult, error) {
 	items := make([]*item, len(reqs))
 	for i, r := range reqs {
-		items[i] = newItem(r)
+		it, err := newItem(r)
+		if err != nil {
+			return nil, err
+		}
+		items[i] = it
 	}
 	if err := s.createMany(ctx, items, hold); err != nil {
 		return nil, err
 	}
-	out := make([]Result, len(items))
+	out := make([]claim.ItemResult, len(items))
 	for i, it := range items {
 		out[i] = it.res
 	}

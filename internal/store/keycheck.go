@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
 // CheckDataKey opens the newest stored token with this process's data key,
@@ -23,7 +25,7 @@ func (s *Store) CheckDataKey(ctx context.Context) error {
 		return dbErr("check data key", err)
 	}
 	if _, err := s.sealer.Open(token, id[:]); err != nil {
-		return fmt.Errorf("%w (claim %s): %v", ErrCannotOpen, id, err)
+		return fmt.Errorf("%w (claim %s): %w", claim.ErrCannotDecrypt, id, err)
 	}
 	return nil
 }

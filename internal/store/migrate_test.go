@@ -11,6 +11,7 @@ import (
 // Upgrading a database that has claims with Idempotency-Keys under 0001
 // keeps those keys working after 0002 moves them to their own table.
 func TestMigration0002KeepsExistingKeys(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s, err := Open(ctx, pgtest.NewDatabase(t), 4, nil)
 	if err != nil {

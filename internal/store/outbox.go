@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -11,19 +10,6 @@ import (
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
-
-// Job is a leased claim with what it takes to send it. Token and SecretKey
-// are opened (decrypted) here and live only in memory for the attempt.
-type Job struct {
-	ID           uuid.UUID
-	Lease        uuid.UUID // this lease's id: outcomes are applied only while it still holds
-	Token        claim.Token
-	SecretKey    *claim.Secret
-	DurationMs   *int64
-	Attempt      int // 1 for the first attempt
-	CreatedAt    time.Time
-	PendingSince time.Time
-}
 
 // Lease takes up to n due claims until leaseFor from now. Rows locked by
 // another dispatcher are skipped (FOR UPDATE SKIP LOCKED) and leased rows
@@ -35,7 +21,7 @@ type Job struct {
 // A claim this process cannot decrypt (its data key is missing or differs
 // from the one that sealed the row) is handed back for a minute, for a
 // replica that can, and reported in the error: it is never failed for it.
-func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]Job, error) {
+func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]claim.Job, error) {
 	rows, err := s.outbox.Query(ctx, `UPDATE claims c
 		SET lease_owner = gen_random_uuid(), lease_until = now() + $1::interval, attempts = attempts + 1, updated_at = now()
 		FROM (SELECT id FROM claims
@@ -51,7 +37,7 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]Job
 		return nil, dbErr("lease", err)
 	}
 	type row struct {
-		job           Job
+		job           claim.Job
 		token, secret []byte
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
@@ -62,8 +48,8 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]Job
 	if err != nil {
 		return nil, dbErr("lease", err)
 	}
-	jobs := make([]Job, 0, len(got))
-	var unreadable []Job
+	jobs := make([]claim.Job, 0, len(got))
+	var unreadable []claim.Job
 	var openErr error
 	for _, x := range got {
 		tok, err := s.sealer.Open(x.token, x.job.ID[:])
@@ -85,44 +71,9 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]Job
 	if len(unreadable) > 0 {
 		_ = s.release(context.WithoutCancel(ctx), unreadable, time.Minute,
 			"this replica cannot decrypt the claim (its data key is missing or different); left for one that can")
-		return jobs, fmt.Errorf("%w: %d claims handed back: %v", ErrCannotOpen, len(unreadable), openErr)
+		return jobs, fmt.Errorf("%w: %d claims handed back: %w", claim.ErrCannotDecrypt, len(unreadable), openErr)
 	}
 	return jobs, nil
-}
-
-// ErrCannotOpen means leased claims were sealed with a data key this process
-// does not have.
-var ErrCannotOpen = errors.New("cannot decrypt stored claims: check CLAIMSVC_DATA_KEY")
-
-// ErrLeaseLost means the claim was no longer held under the job's lease when
-// the dispatcher reported an outcome (the lease expired and was reaped or
-// taken over, or an operator changed the claim). The report was not applied.
-var ErrLeaseLost = fmt.Errorf("lease lost")
-
-// OutcomeKind is what came of an attempt.
-type OutcomeKind string
-
-// The outcomes Finish records.
-const (
-	OutcomeDelivered OutcomeKind = "delivered" // PUBACK: final; token and secret erased
-	OutcomeRejected  OutcomeKind = "rejected"  // CONNACK 4/5: final; token and secret erased
-	OutcomeRetry     OutcomeKind = "retry"     // transient failure: pending again after Next
-	OutcomeFailed    OutcomeKind = "failed"    // given up: token and secret kept for an operator's retry
-)
-
-// Outcome is one attempt's result, reported under the lease it ran under.
-// It holds no token or secret.
-type Outcome struct {
-	Claim  uuid.UUID
-	Lease  uuid.UUID
-	Kind   OutcomeKind
-	Reason string        // last_error and the events' detail; empty for Delivered
-	Next   time.Duration // Retry: the next attempt is due this long after the report lands
-}
-
-// OutcomeOf is the outcome of job j.
-func OutcomeOf(j Job, kind OutcomeKind, reason string, next time.Duration) Outcome {
-	return Outcome{Claim: j.ID, Lease: j.Lease, Kind: kind, Reason: reason, Next: next}
 }
 
 // Finish records many attempts' outcomes in one statement: each claim is
@@ -131,8 +82,8 @@ func OutcomeOf(j Job, kind OutcomeKind, reason string, next time.Duration) Outco
 // while it is still pending under the outcome's lease. lost[i] is
 // ErrLeaseLost for each outcome that was refused for that reason, nil for
 // one that was applied. err is set when the statement as a whole failed;
-// then nothing was applied.
-func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err error) {
+// then nothing was applied. A failure's kind is kept in last_error_kind.
+func (s *Store) Finish(ctx context.Context, outs []claim.Outcome) (lost []error, err error) {
 	if len(outs) == 0 {
 		return nil, nil
 	}
@@ -140,16 +91,18 @@ func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err e
 	leases := make([]uuid.UUID, len(outs))
 	kinds := make([]string, len(outs))
 	reasons := make([]string, len(outs))
+	failures := make([]string, len(outs))
 	nextUs := make([]int64, len(outs))
 	for i, o := range outs {
 		ids[i], leases[i], kinds[i], reasons[i], nextUs[i] = o.Claim, o.Lease, string(o.Kind), o.Reason, o.Next.Microseconds()
+		failures[i] = string(o.Failure)
 	}
 	// status: the kind names it, except that a retry stays pending. The
 	// events are numbered per claim (1: attempt, 2: the final kind) and
 	// inserted in input order, so ids follow the order they happened in.
 	rows, err := s.outbox.Query(ctx, `WITH o AS (
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[])
-			       WITH ORDINALITY AS o(id, lease, kind, reason, next_us, ord)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::text[])
+			       WITH ORDINALITY AS o(id, lease, kind, reason, next_us, failure, ord)
 		), c AS (
 			UPDATE claims SET
 			       status = CASE WHEN o.kind = 'retry' THEN 'pending' ELSE o.kind END,
@@ -157,7 +110,7 @@ func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err e
 			       token = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.token END,
 			       secret = CASE WHEN o.kind IN ('delivered', 'rejected') THEN NULL ELSE claims.secret END,
 			       next_attempt_at = CASE WHEN o.kind = 'retry' THEN now() + o.next_us * interval '1 microsecond' END,
-			       last_error = NULLIF(o.reason, ''),
+			       last_error = NULLIF(o.reason, ''), last_error_kind = NULLIF(o.failure, ''),
 			       lease_owner = NULL, lease_until = NULL, updated_at = now()
 			FROM o
 			WHERE claims.id = o.id AND claims.lease_owner = o.lease AND claims.status = 'pending'
@@ -170,7 +123,7 @@ func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err e
 			ORDER BY c.ord, ev.n
 		)
 		SELECT ord FROM c`,
-		ids, leases, kinds, reasons, nextUs)
+		ids, leases, kinds, reasons, nextUs, failures)
 	if err != nil {
 		return nil, dbErr("finish attempts", err)
 	}
@@ -180,7 +133,7 @@ func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err e
 	}
 	lost = make([]error, len(outs))
 	for i := range lost {
-		lost[i] = ErrLeaseLost
+		lost[i] = claim.ErrLeaseLost
 	}
 	for _, ord := range applied {
 		lost[ord-1] = nil
@@ -188,49 +141,13 @@ func (s *Store) Finish(ctx context.Context, outs []Outcome) (lost []error, err e
 	return lost, nil
 }
 
-// finish records one outcome (see Finish).
-func (s *Store) finish(ctx context.Context, o Outcome) error {
-	lost, err := s.Finish(ctx, []Outcome{o})
-	if err != nil {
-		return err
-	}
-	return lost[0]
-}
-
-// Delivered records a PUBACK: the claim is delivered; its token and secret
-// are erased. Events: attempt (outcome delivered), delivered.
-func (s *Store) Delivered(ctx context.Context, j Job) error {
-	return s.finish(ctx, OutcomeOf(j, OutcomeDelivered, "", 0))
-}
-
-// Rejected records a CONNACK 4/5: ThingsBoard does not know the token. Never
-// retried; token and secret are erased. Events: attempt (outcome rejected),
-// rejected, both with the reason.
-func (s *Store) Rejected(ctx context.Context, j Job, reason string) error {
-	return s.finish(ctx, OutcomeOf(j, OutcomeRejected, reason, 0))
-}
-
-// RetryLater records a transient failure and schedules the next attempt.
-// Event: attempt (outcome retry) with the reason.
-func (s *Store) RetryLater(ctx context.Context, j Job, next time.Duration, reason string) error {
-	return s.finish(ctx, OutcomeOf(j, OutcomeRetry, reason, next))
-}
-
-// Fail records that the claim will not be delivered without an operator
-// (MAX_PENDING_AGE passed, or a permanent local error). Token and secret stay
-// so that POST /claims/{id}/retry can send it later. Event: failed with the
-// reason.
-func (s *Store) Fail(ctx context.Context, j Job, reason string) error {
-	return s.finish(ctx, OutcomeOf(j, OutcomeFailed, reason, 0))
-}
-
 // Release gives leased claims back without counting the attempt, for a
 // dispatcher that stops before sending them. They are due at once.
-func (s *Store) Release(ctx context.Context, jobs []Job) error {
+func (s *Store) Release(ctx context.Context, jobs []claim.Job) error {
 	return s.release(ctx, jobs, 0, "dispatcher stopped before sending")
 }
 
-func (s *Store) release(ctx context.Context, jobs []Job, after time.Duration, why string) error {
+func (s *Store) release(ctx context.Context, jobs []claim.Job, after time.Duration, why string) error {
 	if len(jobs) == 0 {
 		return nil
 	}
@@ -263,15 +180,9 @@ func (s *Store) ReapExpiredLeases(ctx context.Context) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
-// Backlog is what the pending gauges show.
-type Backlog struct {
-	Pending      int64
-	OldestAccept time.Time // zero when nothing is pending
-}
-
 // Backlog counts pending claims and finds the oldest.
-func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
-	var b Backlog
+func (s *Store) Backlog(ctx context.Context) (claim.Backlog, error) {
+	var b claim.Backlog
 	var oldest *time.Time
 	err := s.pool.QueryRow(ctx, `SELECT count(*), min(pending_since) FROM claims WHERE status = 'pending'`).Scan(&b.Pending, &oldest)
 	if oldest != nil {

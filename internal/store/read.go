@@ -30,33 +30,27 @@ func (s *Store) ListByDevice(ctx context.Context, token claim.Token, limit int) 
 	return cs, dbErr("list device claims", err)
 }
 
-// Page is one page of List.
-type Page struct {
-	Claims     []claim.Claim
-	NextCursor string // "" on the last page
-}
-
 // List returns claims newest first, optionally of one status. cursor is the
 // NextCursor of the previous page ("" for the first).
-func (s *Store) List(ctx context.Context, status claim.Status, limit int, cursor string) (Page, error) {
+func (s *Store) List(ctx context.Context, status claim.Status, limit int, cursor string) (claim.Page, error) {
 	at, id := time.Now().Add(time.Hour), uuid.Max
 	if cursor != "" {
 		var err error
 		if at, id, err = decodeCursor(cursor); err != nil {
-			return Page{}, claim.Errorf(claim.CodeInvalid, "cursor is not one this service issued")
+			return claim.Page{}, claim.Errorf(claim.CodeInvalid, "cursor is not one this service issued")
 		}
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+claimColumns+` FROM claims
 		WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3)
 		ORDER BY created_at DESC, id DESC LIMIT $4`, string(status), at, id, limit+1)
 	if err != nil {
-		return Page{}, dbErr("list claims", err)
+		return claim.Page{}, dbErr("list claims", err)
 	}
 	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Claim, error) { return scanClaim(r) })
 	if err != nil {
-		return Page{}, dbErr("list claims", err)
+		return claim.Page{}, dbErr("list claims", err)
 	}
-	p := Page{Claims: cs}
+	p := claim.Page{Claims: cs}
 	if len(cs) > limit {
 		p.Claims = cs[:limit]
 		last := p.Claims[limit-1]
@@ -79,17 +73,8 @@ func decodeCursor(s string) (time.Time, uuid.UUID, error) {
 	return time.UnixMicro(int64(binary.BigEndian.Uint64(b[:8]))), id, nil
 }
 
-// Event is one entry of a claim's audit trail.
-type Event struct {
-	At      time.Time `json:"at"`
-	Kind    string    `json:"kind"`
-	Attempt *int      `json:"attempt,omitempty"`
-	Outcome string    `json:"outcome,omitempty"`
-	Detail  string    `json:"detail,omitempty"`
-}
-
 // Events returns a claim's audit trail, oldest first.
-func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]Event, error) {
+func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error) {
 	if _, err := s.Get(ctx, id); err != nil {
 		return nil, err
 	}
@@ -98,8 +83,8 @@ func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]Event, error) {
 	if err != nil {
 		return nil, dbErr("claim events", err)
 	}
-	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Event, error) {
+		var e claim.Event
 		err := r.Scan(&e.At, &e.Kind, &e.Attempt, &e.Outcome, &e.Detail)
 		return e, err
 	})
@@ -107,9 +92,9 @@ func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]Event, error) {
 }
 
 // Retry puts a failed claim back to pending, due now. Like intake it refuses
-// (409, naming it) when another claim of the device is pending or was
-// delivered within hold, since ThingsBoard would ignore this one; force
-// overrides.
+// (409, naming it) when another claim of the device is live (claim.Blocking:
+// ThingsBoard would ignore this one); force overrides. It takes the same
+// locks as intake, so the rule sees every claim of the device.
 func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error) {
 	check := func(ctx context.Context, tx pgx.Tx) error {
 		var tokenHash []byte
@@ -119,22 +104,25 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, for
 		if err := lockDevice(ctx, tx, tokenHash); err != nil || force {
 			return err
 		}
-		var blocking uuid.UUID
-		err := tx.QueryRow(ctx, `SELECT id FROM claims
-			WHERE token_hash = $1 AND id <> $2
-			  AND (status = 'pending' OR (status = 'delivered' AND delivered_at > now() - $3::interval))
-			ORDER BY created_at DESC LIMIT 1`, tokenHash, id, hold).Scan(&blocking)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+		var now time.Time
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&now); err != nil {
+			return err
 		}
+		rows, err := tx.Query(ctx, deviceClaims, [][]byte{tokenHash}, id)
 		if err != nil {
 			return err
 		}
-		return &claim.Error{Code: claim.CodeConflict, Blocking: &blocking,
-			Message: "another claim for this device is pending or was delivered within the hold window; ThingsBoard would ignore this one (use ?force=true to send anyway)"}
+		devices := map[string][]claim.Prior{}
+		if err := scanDeviceClaims(rows, devices, map[uuid.UUID]claim.Claim{}); err != nil {
+			return err
+		}
+		if b := claim.Blocking(devices[string(tokenHash)], id, now, hold); b != nil {
+			return claim.HoldConflict(*b)
+		}
+		return nil
 	}
 	return s.transition(ctx, id, "retried", `status = 'failed'`, "is not failed",
-		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL`, true, check)
+		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL, last_error_kind = NULL`, true, check)
 }
 
 // Cancel turns a pending claim that no dispatcher is sending right now into

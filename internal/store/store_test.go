@@ -32,7 +32,25 @@ func req(token, secret string, dur int64) claim.Request {
 
 const hold = 24 * time.Hour
 
+// The outcomes a dispatcher reports, one at a time.
+func deliver(t *testing.T, s *store.Store, j claim.Job) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeDelivered, nil, 0))
+}
+
+func reject(t *testing.T, s *store.Store, j claim.Job, reason string) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeRejected, claim.Failure(claim.FailRejected, errors.New(reason)), 0))
+}
+
+func retryLater(t *testing.T, s *store.Store, j claim.Job, next time.Duration, reason string) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeRetry, errors.New(reason), next))
+}
+
+func fail(t *testing.T, s *store.Store, j claim.Job, reason string) error {
+	return storetest.Report(t, s, claim.OutcomeOf(j, claim.OutcomeFailed, errors.New(reason), 0))
+}
+
 func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, nil)
 	applied, err := s.Migrate(t.Context())
 	if err != nil || len(applied) != 0 {
@@ -41,6 +59,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 }
 
 func TestCreateAndHoldRules(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 
@@ -82,6 +101,7 @@ func TestCreateAndHoldRules(t *testing.T) {
 }
 
 func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	c, _ := s.Create(ctx, req("TOKEN_CCCCCCCCCC", "s1", 0), hold)
@@ -89,7 +109,7 @@ func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
 	if err != nil || len(jobs) != 1 || jobs[0].ID != c.Claim.ID {
 		t.Fatalf("lease: %v %v", jobs, err)
 	}
-	if err := s.Delivered(ctx, jobs[0]); err != nil {
+	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	// Delivered within the hold: a new secret is refused, the same replays.
@@ -106,6 +126,7 @@ func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
 }
 
 func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	r := req("TOKEN_DDDDDDDDDD", "s1", 1000)
@@ -126,6 +147,7 @@ func TestIdempotencyKey(t *testing.T) {
 }
 
 func TestLeaseIsExclusiveAcrossDispatchers(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	const n = 200
@@ -167,6 +189,7 @@ func TestLeaseIsExclusiveAcrossDispatchers(t *testing.T) {
 }
 
 func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	key := bytes.Repeat([]byte{9}, 32)
 	s := newStore(t, key)
@@ -199,13 +222,13 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 		t.Fatalf("re-lease: %+v", jobs)
 	}
 	// A late report under the first lease is fenced off, whoever sends it.
-	if err := s.Delivered(ctx, first[0]); !errors.Is(err, store.ErrLeaseLost) {
+	if err := deliver(t, s, first[0]); !errors.Is(err, claim.ErrLeaseLost) {
 		t.Fatalf("stale lease: %v", err)
 	}
-	if err := s.RetryLater(ctx, first[0], 0, "late"); !errors.Is(err, store.ErrLeaseLost) {
+	if err := retryLater(t, s, first[0], 0, "late"); !errors.Is(err, claim.ErrLeaseLost) {
 		t.Fatalf("stale lease: %v", err)
 	}
-	if err := s.Delivered(ctx, jobs[0]); err != nil {
+	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	var tok, sec []byte
@@ -233,11 +256,12 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 }
 
 func TestRejectRetryFailCancel(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	rej, _ := s.Create(ctx, req("TOKEN_GGGGGGGGGG", "", 0), hold)
 	jobs, _ := s.Lease(ctx, 1, time.Minute)
-	if err := s.Rejected(ctx, jobs[0], "CONNACK 5: not authorised"); err != nil {
+	if err := reject(t, s, jobs[0], "CONNACK 5: not authorised"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Get(ctx, rej.Claim.ID); c.Status != claim.StatusRejected || c.LastError == "" {
@@ -246,7 +270,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 
 	f, _ := s.Create(ctx, req("TOKEN_HHHHHHHHHH", "s", 0), hold)
 	jobs, _ = s.Lease(ctx, 1, time.Minute)
-	if err := s.RetryLater(ctx, jobs[0], time.Hour, "connection refused"); err != nil {
+	if err := retryLater(t, s, jobs[0], time.Hour, "connection refused"); err != nil {
 		t.Fatal(err)
 	}
 	if c, _ := s.Get(ctx, f.Claim.ID); c.Status != claim.StatusPending || c.NextAttemptAt == nil || time.Until(*c.NextAttemptAt) < 50*time.Minute {
@@ -267,7 +291,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	if _, err := s.Cancel(ctx, g.Claim.ID); claim.ErrorCode(err) != claim.CodeConflict {
 		t.Fatalf("cancel while being sent: %v", err)
 	}
-	if err := s.Fail(ctx, jobs[0], "undelivered after 168h"); err != nil {
+	if err := fail(t, s, jobs[0], "undelivered after 168h"); err != nil {
 		t.Fatal(err)
 	}
 	c, err := s.Retry(ctx, g.Claim.ID, hold, false)
@@ -280,6 +304,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 }
 
 func TestListPaginates(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	for range 5 {
@@ -309,6 +334,7 @@ func TestListPaginates(t *testing.T) {
 }
 
 func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	s, err := store.Open(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=1", 2, nil)
@@ -326,6 +352,7 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 }
 
 func TestListenWakes(t *testing.T) {
+	t.Parallel()
 	s := newStore(t, nil)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -349,6 +376,7 @@ func TestListenWakes(t *testing.T) {
 // A replica without the data key must not fail claims it cannot read: it
 // hands them back for one that can.
 func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	withKey := newStore(t, bytes.Repeat([]byte{3}, 32))
 	c, _ := withKey.Create(ctx, req("TOKEN_LLLLLLLLLL", "s", 0), hold)
@@ -357,14 +385,14 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noKey.Close()
-	if err := noKey.CheckDataKey(ctx); !errors.Is(err, store.ErrCannotOpen) {
+	if err := noKey.CheckDataKey(ctx); !errors.Is(err, claim.ErrCannotDecrypt) {
 		t.Fatalf("start-up check without the key: %v", err)
 	}
 	if err := withKey.CheckDataKey(ctx); err != nil {
 		t.Fatalf("start-up check with the key: %v", err)
 	}
 	jobs, err := noKey.Lease(ctx, 10, time.Minute)
-	if !errors.Is(err, store.ErrCannotOpen) || len(jobs) != 0 {
+	if !errors.Is(err, claim.ErrCannotDecrypt) || len(jobs) != 0 {
 		t.Fatalf("lease without the key: %v %v", jobs, err)
 	}
 	got, _ := withKey.Get(ctx, c.Claim.ID)
@@ -383,11 +411,12 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 // Retrying a failed claim follows the hold rule: ThingsBoard would ignore it
 // while a newer claim of the device is cached.
 func TestRetryFollowsTheHoldRule(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	a, _ := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "a", 0), hold)
 	jobs, _ := s.Lease(ctx, 1, time.Minute)
-	if err := s.Fail(ctx, jobs[0], "gave up"); err != nil {
+	if err := fail(t, s, jobs[0], "gave up"); err != nil {
 		t.Fatal(err)
 	}
 	b, err := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "b", 0), hold) // failed claims do not block
@@ -395,7 +424,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobs, _ = s.Lease(ctx, 1, time.Minute)
-	if err := s.Delivered(ctx, jobs[0]); err != nil {
+	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Retry(ctx, a.Claim.ID, hold, false)
@@ -411,6 +440,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 // A key answered by a replay belongs to that claim as much as a key that
 // created one: reusing it for another request is refused.
 func TestIdempotencyKeyAnsweredByAReplayIsRecorded(t *testing.T) {
+	t.Parallel()
 	ctx := t.Context()
 	s := newStore(t, nil)
 	first, err := s.Create(ctx, req("TOKEN_NNNNNNNNNN", "a", 0), hold)

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// claimData is ThingsBoard's ClaimData {secretKey, expirationTime} (reference §3.1). A nil
+// claimData is ThingsBoard's ClaimData {secretKey, expirationTime} (docs/thingsboard.md §3.1). A nil
 // SecretKey (possible only through the claimingData attribute) is Java's null.
 type claimData struct {
 	SecretKey      *string
@@ -19,7 +19,7 @@ func (d claimData) secret() string {
 	return *d.SecretKey
 }
 
-// claimCache is the "claimDevices" Caffeine cache (reference §3.1): keyed by device id, written
+// claimCache is the "claimDevices" Caffeine cache (docs/thingsboard.md §3.1): keyed by device id, written
 // with putIfAbsent, entries expire a fixed time after they were written, and at most maxSize
 // entries are kept. When full, the oldest-written entry is evicted; Caffeine's W-TinyLFU policy may
 // pick another victim (docs/tbemu.md). It is not safe for concurrent use; the state lock guards it.
@@ -60,7 +60,7 @@ func (c *claimCache) get(deviceID string, now time.Time) (claimData, bool) {
 }
 
 // putIfAbsent stores data unless a live entry exists, and reports whether it stored it. This is
-// the trap of reference §3.1: while an entry lives, a new registration is silently ignored.
+// the trap of docs/thingsboard.md §3.1: while an entry lives, a new registration is silently ignored.
 func (c *claimCache) putIfAbsent(deviceID string, data claimData, now time.Time) bool {
 	if c.maxSize <= 0 {
 		return false

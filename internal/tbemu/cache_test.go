@@ -1,11 +1,13 @@
 package tbemu
 
 import (
+	"errors"
 	"testing"
 	"time"
 )
 
 func TestClaimCache(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1000, 0)
 	k := func(s string) claimData { return claimData{SecretKey: &s, ExpirationTime: 1} }
 
@@ -60,6 +62,7 @@ func TestClaimCache(t *testing.T) {
 }
 
 func TestSecretKeyIsEmptyOrEqual(t *testing.T) {
+	t.Parallel()
 	s := func(v string) *string { return &v }
 	cases := []struct {
 		req    string
@@ -77,6 +80,7 @@ func TestSecretKeyIsEmptyOrEqual(t *testing.T) {
 }
 
 func TestDecodeClaimData(t *testing.T) {
+	t.Parallel()
 	d, err := decodeClaimData([]byte(`{"secretKey":"k","expirationTime":"1640995200000"}`))
 	if err != nil || d.secret() != "k" || d.ExpirationTime != 1640995200000 {
 		t.Fatalf("got %+v %v", d, err)
@@ -96,19 +100,20 @@ func TestDecodeClaimData(t *testing.T) {
 }
 
 func TestJWT(t *testing.T) {
+	t.Parallel()
 	s := newJWTSigner()
 	now := time.Unix(1_800_000_000, 0)
 	tok := s.sign(jwtClaims{Sub: "u", Scopes: []string{authCustomerUser}, Iat: now.Unix(), Exp: now.Add(time.Hour).Unix()})
 	if c, err := s.parse(tok, now); err != nil || c.Sub != "u" {
 		t.Fatalf("parse: %+v %v", c, err)
 	}
-	if _, err := s.parse(tok, now.Add(time.Hour)); err != errJWTExpired {
+	if _, err := s.parse(tok, now.Add(time.Hour)); !errors.Is(err, errJWTExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := newJWTSigner().parse(tok, now); err != errJWTExpired {
+	if _, err := newJWTSigner().parse(tok, now); !errors.Is(err, errJWTExpired) {
 		t.Fatalf("foreign key: %v, want errJWTExpired (TB maps a bad signature to 'Token has expired')", err)
 	}
-	if _, err := s.parse("a.b", now); err != errJWTMalformed {
+	if _, err := s.parse("a.b", now); !errors.Is(err, errJWTMalformed) {
 		t.Fatalf("malformed: %v", err)
 	}
 }

@@ -39,7 +39,7 @@ type registration struct {
 const ackWaitLimit = 2 * time.Second
 
 // runRegistrations is the registration worker: one goroutine, FIFO, so claims of one device are
-// applied in the order they arrived, as in ThingsBoard's device actor (reference §7.2).
+// applied in the order they arrived, as in ThingsBoard's device actor (docs/thingsboard.md §7.2).
 func (e *Emulator) runRegistrations() {
 	defer close(e.workerDone)
 	for {
@@ -107,10 +107,10 @@ func (e *Emulator) Flush(ctx context.Context) error {
 	}
 }
 
-// register applies CDSI.registerClaimingInfo (reference §3.1 "Registration rules"): with
+// register applies CDSI.registerClaimingInfo (docs/thingsboard.md §3.1 "Registration rules"): with
 // allowClaimingByDefault only an unassigned device may register; without it, the SERVER attribute
 // claimingAllowed must also be boolean true. The data goes into the cache with putIfAbsent, its
-// expiry computed now, when the core processes the message (reference §1.1).
+// expiry computed now, when the core processes the message (docs/thingsboard.md §1.1).
 func (e *Emulator) register(r registration) {
 	now := e.cfg.Clock.Now()
 	ev := r.event
@@ -166,7 +166,7 @@ func (e *Emulator) durationMs(d int64) int64 {
 }
 
 // claimingAllowed reports whether the SERVER attribute claimingAllowed is a boolean true; a string
-// "true" does not count (reference §3.1). The caller holds the state lock.
+// "true" does not count (docs/thingsboard.md §3.1). The caller holds the state lock.
 func (e *Emulator) claimingAllowed(deviceID string) bool {
 	a, ok := e.st.serverAttr(deviceID, "claimingAllowed")
 	return ok && bytes.Equal(bytes.TrimSpace(a.Value), []byte("true"))
@@ -181,14 +181,14 @@ const (
 	claimClaimed claimResult = "CLAIMED"
 )
 
-// errClaimDataUnparseable is a claimingData attribute Jackson cannot read (reference §4.1, last row).
+// errClaimDataUnparseable is a claimingData attribute Jackson cannot read (docs/thingsboard.md §4.1, last row).
 type errClaimDataUnparseable struct{ raw string }
 
 func (e *errClaimDataUnparseable) Error() string {
 	return "The given string value cannot be transformed to Json object: " + e.raw
 }
 
-// claim applies CDSI.claimDevice (reference §4.1 rows 6-10 and §3.3). The caller holds the state lock.
+// claim applies CDSI.claimDevice (docs/thingsboard.md §4.1 rows 6-10 and §3.3). The caller holds the state lock.
 func (e *Emulator) claim(d *device, customerID, secretKey string) (claimResult, error) {
 	now := e.cfg.Clock.Now()
 	data, fromCache := e.st.cache.get(d.ID, now)
@@ -235,7 +235,7 @@ func secretKeyIsEmptyOrEqual(req string, stored *string) bool {
 }
 
 // claimDataAttribute reads the SERVER attribute claimingData as JacksonUtil.fromString(value,
-// ClaimData.class) does (reference §3.2): a JSON object or a string holding one, unknown fields
+// ClaimData.class) does (docs/thingsboard.md §3.2): a JSON object or a string holding one, unknown fields
 // rejected, a string expirationTime coerced, a missing one 0, a missing secretKey null.
 func (e *Emulator) claimDataAttribute(deviceID string) (claimData, bool, error) {
 	a, ok := e.st.serverAttr(deviceID, "claimingData")
@@ -308,7 +308,7 @@ func decodeClaimData(raw []byte) (claimData, error) {
 	return d, nil
 }
 
-// reclaim applies CDSI.reClaimDevice (reference §4.2). The caller holds the state lock.
+// reclaim applies CDSI.reClaimDevice (docs/thingsboard.md §4.2). The caller holds the state lock.
 func (e *Emulator) reclaim(d *device) {
 	e.st.cache.evict(d.ID)
 	if d.CustomerID == nullUUID {

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Clock is the emulator's source of time. Claim expiry (reference §3.1 "Expiry"), the cache TTL and
+// Clock is the emulator's source of time. Claim expiry (docs/thingsboard.md §3.1 "Expiry"), the cache TTL and
 // JWT lifetimes all read it, so tests can move time instead of sleeping.
 type Clock interface {
 	Now() time.Time

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Defaults from ThingsBoard's thingsboard.yml (reference §1.1 "Default duration", §3.1).
+// Defaults from ThingsBoard's thingsboard.yml (docs/thingsboard.md §1.1 "Default duration", §3.1).
 const (
 	DefaultClaimDuration = 24 * time.Hour // security.claim.duration: 86400000
 	DefaultCacheTTL      = 24 * time.Hour // cache.specs.claimDevices.timeToLiveInMinutes: 1440
@@ -20,7 +20,7 @@ type Config struct {
 	// MQTTAddr and HTTPAddr are the listen addresses; "127.0.0.1:0" picks free ports, which
 	// (*Emulator).MQTTAddr and HTTPURL report. Empty means the defaults above.
 	MQTTAddr, HTTPAddr string
-	// Demo loads the demo data of the thingsboard/tb-postgres image (reference §5).
+	// Demo loads the demo data of the thingsboard/tb-postgres image (docs/thingsboard.md §5).
 	Demo bool
 	// ClaimDuration is security.claim.duration, used when a device sends no durationMs > 0.
 	ClaimDuration time.Duration
@@ -29,10 +29,10 @@ type Config struct {
 	// CacheSize is the claimDevices cache's maximum number of entries; 0 means 1000 and a negative
 	// value disables the cache as maxSize 0 does in ThingsBoard (device-side claims are dropped).
 	CacheSize int
-	// AllowClaimingByDefault is security.claim.allowClaimingByDefault (reference §4.3).
+	// AllowClaimingByDefault is security.claim.allowClaimingByDefault (docs/thingsboard.md §4.3).
 	AllowClaimingByDefault bool
 	// RegistrationDelay delays every device-side registration after its acknowledgement, to let
-	// tests exercise clients that race ThingsBoard's asynchronous processing (reference §7.2).
+	// tests exercise clients that race ThingsBoard's asynchronous processing (docs/thingsboard.md §7.2).
 	RegistrationDelay time.Duration
 	// JWTExpiration is the lifetime of access tokens (JWT_TOKEN_EXPIRATION_TIME, 9000 s).
 	JWTExpiration time.Duration

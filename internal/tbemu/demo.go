@@ -3,7 +3,7 @@ package tbemu
 import "fmt"
 
 // DemoData names the demo entities, as loaded by ThingsBoard's DefaultSystemDataLoaderService
-// (reference §5) and the thingsboard/tb-postgres image.
+// (docs/thingsboard.md §5) and the thingsboard/tb-postgres image.
 var demoCustomers = []struct {
 	title string
 	users []string

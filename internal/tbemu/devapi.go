@@ -5,7 +5,7 @@ import (
 	"net/http"
 )
 
-// handleDeviceHTTPClaim is the HTTP device API POST /api/v1/{token}/claim (reference §1.3): 401 with
+// handleDeviceHTTPClaim is the HTTP device API POST /api/v1/{token}/claim (docs/thingsboard.md §1.3): 401 with
 // an empty body for an unknown token, 200 with an empty body once the claim is queued, 500 for a bad
 // payload (with Gson's message for a syntax error, as TB 3.7+ does).
 func (e *Emulator) handleDeviceHTTPClaim(w http.ResponseWriter, r *http.Request) {
@@ -36,7 +36,7 @@ func (e *Emulator) handleDeviceHTTPClaim(w http.ResponseWriter, r *http.Request)
 		}
 		return
 	}
-	// Registration runs after the 200 has been written, as after a PUBACK (reference §7.2).
+	// Registration runs after the 200 has been written, as after a PUBACK (docs/thingsboard.md §7.2).
 	acked := make(chan struct{})
 	defer close(acked)
 	e.enqueue(registration{

@@ -2,7 +2,7 @@
 // transport with access-token authentication, v1/devices/me/claim and v1/gateway/claim, the HTTP
 // device API, and a REST subset (login, devices, customers, users, claiming, server attributes).
 //
-// It follows /work/shared/docs/thingsboard-claiming.md ("the reference"); doc comments cite its
+// It follows docs/thingsboard.md; doc comments cite its
 // sections. docs/tbemu.md lists what is modelled and what is not.
 package tbemu
 
@@ -77,7 +77,7 @@ func Start(ctx context.Context, cfg Config) (*Emulator, error) {
 	}
 	e.mqttAt = tcp.Address()
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		_ = broker.Close()
 		return nil, fmt.Errorf("tbemu: http listen %s: %w", cfg.HTTPAddr, err)
@@ -137,7 +137,7 @@ func (e *Emulator) Close() error {
 }
 
 // seedTenant creates the system administrator, the tenant and its administrator, which every
-// ThingsBoard installation has (reference §5).
+// ThingsBoard installation has (docs/thingsboard.md §5).
 func (e *Emulator) seedTenant() {
 	now := e.cfg.Clock.Now().UnixMilli()
 	e.st.mu.Lock()
@@ -154,7 +154,7 @@ func (e *Emulator) seedTenant() {
 	}
 }
 
-// findOrCreateDevice is DefaultTransportApiService.findOrCreateDevice for gateways (reference §1.5):
+// findOrCreateDevice is DefaultTransportApiService.findOrCreateDevice for gateways (docs/thingsboard.md §1.5):
 // a device of the gateway's tenant by exact name, or a new "default" device with the gateway's
 // customer.
 func (e *Emulator) findOrCreateDevice(gatewayID, name string) (*device, error) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -97,9 +98,9 @@ func customerClaim(t *testing.T, e *Emulator, jwt, device, secret string) (int, 
 }
 
 func TestCacheTTLWithClock(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
-	jwt := login(t, e, "customerA@thingsboard.org", "customer")
-	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (reference §3.1).
+	// durationMs 48 h, but the cache TTL (24 h) caps the lifetime (docs/thingsboard.md §3.1).
 	httpClaim(t, e, "T1_TEST_TOKEN", `{"secretKey":"k","durationMs":172800000}`)
 	flush(t, e)
 	if !e.PendingClaim("Thermostat T1") {
@@ -109,13 +110,14 @@ func TestCacheTTLWithClock(t *testing.T) {
 	if e.PendingClaim("Thermostat T1") {
 		t.Fatal("claim outlived the cache TTL")
 	}
-	jwt = login(t, e, "customerA@thingsboard.org", "customer") // the first JWT expired meanwhile
+	jwt := login(t, e, "customerA@thingsboard.org", "customer") // after the clock moved: a JWT issued earlier would have expired
 	if st, b := customerClaim(t, e, jwt, "Thermostat T1", "k"); st != 400 || b != `"FAILURE"` {
 		t.Fatalf("got %d %s, want 400 FAILURE", st, b)
 	}
 }
 
 func TestDefaultDuration(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true; c.ClaimDuration = time.Minute })
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
 	httpClaim(t, e, "T2_TEST_TOKEN", `{"secretKey":"k","durationMs":-1}`) // <= 0: the default
@@ -127,6 +129,7 @@ func TestDefaultDuration(t *testing.T) {
 }
 
 func TestAllowClaimingByDefaultFalse(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true; c.AllowClaimingByDefault = false })
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	jwt := login(t, e, "customerA@thingsboard.org", "customer")
@@ -151,7 +154,7 @@ func TestAllowClaimingByDefaultFalse(t *testing.T) {
 	if st, b := customerClaim(t, e, jwt, dev.Name, "k"); st != 200 || !strings.Contains(b, `"SUCCESS"`) {
 		t.Fatalf("got %d %s, want SUCCESS", st, b)
 	}
-	// SUCCESS deleted claimingAllowed; un-claim sets it back to true (reference §4.2).
+	// SUCCESS deleted claimingAllowed; un-claim sets it back to true (docs/thingsboard.md §4.2).
 	st, b := call(t, "GET", e.HTTPURL()+"/api/plugins/telemetry/DEVICE/"+dev.ID+"/values/attributes/SERVER_SCOPE", tenant, "")
 	if st != 200 || strings.Contains(string(b), "claimingAllowed") {
 		t.Fatalf("claimingAllowed not deleted: %d %s", st, b)
@@ -166,6 +169,7 @@ func TestAllowClaimingByDefaultFalse(t *testing.T) {
 }
 
 func TestRegistrationIsAsynchronous(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.RegistrationDelay = 300 * time.Millisecond })
 	d, err := e.AddDevice("slow", "SLOW_DEVICE_TOKEN")
 	if err != nil {
@@ -184,6 +188,7 @@ func TestRegistrationIsAsynchronous(t *testing.T) {
 }
 
 func TestClaimsReceivedOverMQTT(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var hooked []ClaimEvent
 	e, _ := start(t, func(c *Config) {
@@ -218,6 +223,7 @@ func TestClaimsReceivedOverMQTT(t *testing.T) {
 }
 
 func TestPahoBadTokenNotAuthorized(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	c := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + e.MQTTAddr()).
 		SetUsername("NOPE").SetAutoReconnect(false).SetConnectRetry(false))
@@ -286,7 +292,7 @@ func readPacket(t *testing.T, conn net.Conn) (byte, []byte) {
 	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	h := make([]byte, 1)
 	if _, err := io.ReadFull(conn, h); err != nil {
-		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 			t.Fatal("timeout waiting for a packet")
 		}
 		return 0, nil
@@ -311,6 +317,7 @@ func readPacket(t *testing.T, conn net.Conn) (byte, []byte) {
 }
 
 func TestConnackCodes(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	if _, rc := rawConnect(t, e.MQTTAddr(), 4, "c1", "UNKNOWN_TOKEN"); rc != 5 {
 		t.Errorf("unknown token: CONNACK %d, want 5", rc)
@@ -327,6 +334,7 @@ func TestConnackCodes(t *testing.T) {
 }
 
 func TestMQTT5PayloadErrors(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	publish5 := func(conn net.Conn, payload string, id uint16) {
 		var b []byte
@@ -358,6 +366,7 @@ func TestMQTT5PayloadErrors(t *testing.T) {
 }
 
 func TestGatewayWithCustomerCreatesClaimedDevices(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, func(c *Config) { c.Demo = true })
 	tenant := login(t, e, "tenant@thingsboard.org", "tenant")
 	jwt := login(t, e, "customerB@thingsboard.org", "customer")
@@ -396,6 +405,7 @@ func TestGatewayWithCustomerCreatesClaimedDevices(t *testing.T) {
 }
 
 func TestJWTExpiryAndAuthorizationHeader(t *testing.T) {
+	t.Parallel()
 	e, clock := start(t, func(c *Config) { c.Demo = true })
 	jwt := login(t, e, "tenant@thingsboard.org", "tenant")
 	req, _ := http.NewRequest("GET", e.HTTPURL()+"/api/tenant/devices?deviceName=Thermostat%20T1", nil)
@@ -416,6 +426,7 @@ func TestJWTExpiryAndAuthorizationHeader(t *testing.T) {
 }
 
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	var buf syncbuf.Buffer
 	e, _ := start(t, func(c *Config) {
 		c.Demo = true
@@ -442,7 +453,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	_ = e.Close()
 	out := buf.String()
 	for _, secret := range []string{"RASPBERRY_PI_DEMO_TOKEN", "very-secret-value", "UNKNOWN_LONG_TOKEN_123", "ANOTHER_UNKNOWN_TOKEN", jwt} {
-		asBytes := strings.Trim(fmt.Sprint([]byte(secret)), "[]") // how a logged []byte looks
+		asBytes := strings.Trim(fmt.Sprint([]byte(secret)), "[]") //nolint:staticcheck // QF1010: the point is how a logged []byte looks
 		if strings.Contains(out, secret) || strings.Contains(out, asBytes) {
 			t.Errorf("log contains %q:\n%s", secret, out)
 		}
@@ -453,6 +464,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 }
 
 func TestCloseTwiceFreesPorts(t *testing.T) {
+	t.Parallel()
 	e, _ := start(t, nil)
 	mqttAddr, httpURL := e.MQTTAddr(), e.HTTPURL()
 	if err := e.Close(); err != nil {
@@ -471,6 +483,7 @@ func TestCloseTwiceFreesPorts(t *testing.T) {
 }
 
 func TestContextCancelCloses(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	cfg := DefaultConfig()
 	cfg.MQTTAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -493,6 +506,7 @@ func TestContextCancelCloses(t *testing.T) {
 }
 
 func TestStartFailsOnBusyPort(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ const (
 	errCodeItemNotFound     = 32
 )
 
-// Messages of ThingsBoard's error responses (reference §4.1).
+// Messages of ThingsBoard's error responses (docs/thingsboard.md §4.1).
 const (
 	msgAuthFailed     = "Authentication failed"
 	msgBadCredentials = "Invalid username or password"

@@ -8,7 +8,7 @@ import (
 )
 
 // This file is a small re-implementation of the part of Gson that ThingsBoard uses to read claim
-// payloads: JsonParser.parseString in LENIENT mode (reference §1.1, "Gson details"). It accepts what
+// payloads: JsonParser.parseString in LENIENT mode (docs/thingsboard.md §1.1, "Gson details"). It accepts what
 // Gson's lenient JsonReader accepts: unquoted and single-quoted names and strings, comments
 // (//, # and /* */), "=" and "=>" as name separators, ";" as a member separator, implicit nulls in
 // arrays, case-insensitive keywords, the ")]}'\n" non-execute prefix, and any value at the top level.

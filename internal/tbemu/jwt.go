@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// JWTs are signed with HS512 as ThingsBoard's JwtTokenFactory does (reference §5), with a key drawn at
+// JWTs are signed with HS512 as ThingsBoard's JwtTokenFactory does (docs/thingsboard.md §5), with a key drawn at
 // random per emulator, so tokens never outlive the process.
 
 // jwtClaims is the body of a ThingsBoard access or refresh token.
@@ -32,9 +32,9 @@ type jwtClaims struct {
 }
 
 var (
-	// errJWTMalformed is jjwt's MalformedJwtException and friends (reference §4.1 row 1a).
+	// errJWTMalformed is jjwt's MalformedJwtException and friends (docs/thingsboard.md §4.1 row 1a).
 	errJWTMalformed = errors.New("invalid JWT token")
-	// errJWTExpired covers an expired token and a bad signature (reference §4.1 row 1b).
+	// errJWTExpired covers an expired token and a bad signature (docs/thingsboard.md §4.1 row 1b).
 	errJWTExpired = errors.New("JWT token expired")
 )
 

@@ -10,7 +10,7 @@ import (
 
 // redactHandler wraps the logger given to mochi-mqtt, which logs whole packets (attributes "pk"
 // and "packet") on errors: CONNECT packets carry the device token and PUBLISH payloads the claim
-// secret. It replaces them with a summary without secrets (design §4).
+// secret. It replaces them with a summary without secrets (docs/design.md §4).
 type redactHandler struct {
 	h slog.Handler
 }

@@ -2,7 +2,7 @@ package tbemu
 
 import "encoding/json"
 
-// JSON shapes of ThingsBoard entities, as the REST API returns them (reference §4.1, §5).
+// JSON shapes of ThingsBoard entities, as the REST API returns them (docs/thingsboard.md §4.1, §5).
 
 type entityID struct {
 	EntityType string `json:"entityType"`

@@ -10,7 +10,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
-// MQTT topics handled by the emulator (reference §1.2, §1.5).
+// MQTT topics handled by the emulator (docs/thingsboard.md §1.2, §1.5).
 const (
 	topicDeviceClaim  = "v1/devices/me/claim"
 	topicGatewayClaim = "v1/gateway/claim"
@@ -28,7 +28,7 @@ type mqttSession struct {
 }
 
 // tbHook is the mochi-mqtt hook that turns the broker into ThingsBoard's MQTT transport:
-// access-token authentication (reference §2) and claim handling (reference §1.2, §1.5). Messages
+// access-token authentication (docs/thingsboard.md §2) and claim handling (docs/thingsboard.md §1.2, §1.5). Messages
 // published by devices are never forwarded to other subscribers.
 type tbHook struct {
 	mqtt.HookBase
@@ -55,7 +55,7 @@ func (h *tbHook) session(cl *mqtt.Client) *mqttSession {
 }
 
 // OnConnect answers CONNACK 2 (identifier rejected) when a client sends neither user name nor
-// password but a client id: ThingsBoard's CLIENT_IDENTIFIER_NOT_VALID case (reference §2).
+// password but a client id: ThingsBoard's CLIENT_IDENTIFIER_NOT_VALID case (docs/thingsboard.md §2).
 func (h *tbHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	c := pk.Connect
 	if !c.UsernameFlag && !c.PasswordFlag && strings.TrimSpace(c.ClientIdentifier) != "" {
@@ -67,7 +67,7 @@ func (h *tbHook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 }
 
 // OnConnectAuthenticate accepts a client whose MQTT user name is a device access token; the
-// password is ignored. A refusal is CONNACK 5 on MQTT 3.1.1 and 0x86 on MQTT 5 (reference §2).
+// password is ignored. A refusal is CONNACK 5 on MQTT 3.1.1 and 0x86 on MQTT 5 (docs/thingsboard.md §2).
 func (h *tbHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool {
 	token := string(pk.Connect.Username)
 	h.e.st.mu.Lock()
@@ -89,7 +89,7 @@ func (h *tbHook) OnConnectAuthenticate(cl *mqtt.Client, pk packets.Packet) bool 
 }
 
 // OnACLCheck allows every topic: ThingsBoard acknowledges publishes to topics it does not know
-// (reference §1.2, "v2/c").
+// (docs/thingsboard.md §1.2, "v2/c").
 func (h *tbHook) OnACLCheck(*mqtt.Client, string, bool) bool { return true }
 
 func (h *tbHook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
@@ -136,7 +136,7 @@ func (h *tbHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, 
 	return pk, packets.CodeSuccessIgnore
 }
 
-// deviceClaim handles v1/devices/me/claim (reference §1.2): parse now, register after the ack.
+// deviceClaim handles v1/devices/me/claim (docs/thingsboard.md §1.2): parse now, register after the ack.
 func (h *tbHook) deviceClaim(cl *mqtt.Client, s *mqttSession, pk packets.Packet) error {
 	req, err := parseClaimPayload(pk.Payload)
 	if err != nil {
@@ -166,7 +166,7 @@ func (h *tbHook) queue(cl *mqtt.Client, s *mqttSession, rs ...registration) {
 	}
 }
 
-// payloadFailure applies reference §1.2 "Errors": a syntax error (or Gson IllegalStateException)
+// payloadFailure applies docs/thingsboard.md §1.2 "Errors": a syntax error (or Gson IllegalStateException)
 // is PUBACK 0x99 on MQTT 5 and a closed connection on MQTT 3; a runtime error closes the connection,
 // with DISCONNECT 0x8B first on MQTT 5. No registration happens.
 func (h *tbHook) payloadFailure(cl *mqtt.Client, s *mqttSession, pk packets.Packet, err error) error {
@@ -187,7 +187,7 @@ func (h *tbHook) payloadFailure(cl *mqtt.Client, s *mqttSession, pk packets.Pack
 	return packets.ErrRejectPacket
 }
 
-// gatewayClaim handles v1/gateway/claim as ThingsBoard 4.x does (reference §1.5).
+// gatewayClaim handles v1/gateway/claim as ThingsBoard 4.x does (docs/thingsboard.md §1.5).
 func (h *tbHook) gatewayClaim(cl *mqtt.Client, s *mqttSession, pk packets.Packet) error {
 	if len(pk.Payload) == 0 {
 		return h.payloadFailure(cl, s, pk, &payloadError{kind: kindSyntax, msg: "Payload is empty!"})
@@ -272,8 +272,8 @@ func (h *tbHook) ackThenClose(cl *mqtt.Client, s *mqttSession, pk packets.Packet
 // newBroker builds the mochi server with the ThingsBoard hook.
 func newBroker(e *Emulator, log *slog.Logger) (*mqtt.Server, error) {
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumQos = 1                // QoS 2 is not supported: PUBLISH QoS 2 is answered with PUBACK (reference §1.2)
-	caps.MaximumPacketSize = 65536 + 5 // transport.mqtt.netty.max_payload_size (reference §2)
+	caps.MaximumQos = 1                // QoS 2 is not supported: PUBLISH QoS 2 is answered with PUBACK (docs/thingsboard.md §1.2)
+	caps.MaximumPacketSize = 65536 + 5 // transport.mqtt.netty.max_payload_size (docs/thingsboard.md §2)
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(redactHandler{log.Handler()})})
 	hook := &tbHook{e: e, sessions: map[*mqtt.Client]*mqttSession{}}
 	if err := srv.AddHook(hook, nil); err != nil {

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// errKind sorts payload failures into the paths of reference §1.1 and §1.2.
+// errKind sorts payload failures into the paths of docs/thingsboard.md §1.1 and §1.2.
 type errKind int
 
 const (
@@ -41,14 +41,14 @@ func errorKind(err error) errKind {
 }
 
 // claimRequest is the decoded device-side claim: ThingsBoard's ClaimDevice message. DurationMs
-// <= 0 means "use the system default" (reference §1.1, CDSI validateDurationMs).
+// <= 0 means "use the system default" (docs/thingsboard.md §1.1, CDSI validateDurationMs).
 type claimRequest struct {
 	SecretKey  string
 	DurationMs int64
 }
 
 // parseClaimPayload converts a device claim payload as JsonConverter.convertToClaimDeviceProto does
-// (reference §1.1): an empty payload is the default request; otherwise it is parsed leniently and
+// (docs/thingsboard.md §1.1): an empty payload is the default request; otherwise it is parsed leniently and
 // must be an object, whose "secretKey" is read with getAsString and "durationMs" with getAsLong.
 func parseClaimPayload(payload []byte) (claimRequest, error) {
 	if len(payload) == 0 {
@@ -62,7 +62,7 @@ func parseClaimPayload(payload []byte) (claimRequest, error) {
 }
 
 // claimFromElement converts one parsed element; it is shared with the gateway topic, which hands
-// each per-device object to the same converter (reference §1.5).
+// each per-device object to the same converter (docs/thingsboard.md §1.5).
 func claimFromElement(v *jsonValue) (claimRequest, error) {
 	if v.kind != jsonObject {
 		return claimRequest{}, &payloadError{kind: kindSyntax, msg: "Can't parse value: " + v.String()}

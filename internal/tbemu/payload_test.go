@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// TestParseClaimPayload walks the table of reference §1.1 row by row, plus Gson corner cases.
+// TestParseClaimPayload walks the table of docs/thingsboard.md §1.1 row by row, plus Gson corner cases.
 func TestParseClaimPayload(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		payload string
 		secret  string
@@ -90,6 +91,7 @@ func TestParseClaimPayload(t *testing.T) {
 }
 
 func TestLazilyParsedLongWraps(t *testing.T) {
+	t.Parallel()
 	// BigDecimal("1e19").longValue() keeps the low 64 bits: 10^19 - 2^64.
 	got, err := lazilyParsedLong("1e19")
 	if err != nil {
@@ -101,6 +103,7 @@ func TestLazilyParsedLongWraps(t *testing.T) {
 }
 
 func TestGsonString(t *testing.T) {
+	t.Parallel()
 	v, err := parseGsonLenient(`[1.50, 'a"b', {x:TRUE, y:null}, [,], [1,]]`)
 	if err != nil {
 		t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// routes registers the REST subset of design §6 and the HTTP device API.
+// routes registers the REST subset of docs/design.md §6 and the HTTP device API.
 func (e *Emulator) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /api/auth/login", e.handleLogin)
@@ -54,7 +54,7 @@ func bearer(r *http.Request) (string, bool) {
 	return h[len(prefix):], true
 }
 
-// authed wraps a handler with ThingsBoard's JWT filter (reference §4.1 rows 1, 1a, 1b).
+// authed wraps a handler with ThingsBoard's JWT filter (docs/thingsboard.md §4.1 rows 1, 1a, 1b).
 func (e *Emulator) authed(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := bearer(r)
@@ -135,7 +135,7 @@ func (e *Emulator) issue(u *user) jwtPair {
 	return jwtPair{Token: e.jwt.sign(c), RefreshToken: e.jwt.sign(r)}
 }
 
-// handleLogin is POST /api/auth/login (reference §5).
+// handleLogin is POST /api/auth/login (docs/thingsboard.md §5).
 func (e *Emulator) handleLogin(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Username string `json:"username"`
@@ -192,7 +192,7 @@ func (e *Emulator) handleCurrentUser(w http.ResponseWriter, _ *http.Request, s s
 
 // --- devices ------------------------------------------------------------------------------------
 
-// handleSaveDevice is POST /api/device[?accessToken=] (reference §5). Only creation is modelled;
+// handleSaveDevice is POST /api/device[?accessToken=] (docs/thingsboard.md §5). Only creation is modelled;
 // a body with an "id" updates name, type, label and additionalInfo of that device.
 func (e *Emulator) handleSaveDevice(w http.ResponseWriter, r *http.Request, s session) {
 	if s.user.Authority != authTenantAdmin {
@@ -389,7 +389,7 @@ func (e *Emulator) handleSaveUser(w http.ResponseWriter, r *http.Request, s sess
 }
 
 // handleUserToken is GET /api/user/{id}/token: a JwtPair for a user of the caller's tenant
-// (security.user_token_access_enabled, reference §5).
+// (security.user_token_access_enabled, docs/thingsboard.md §5).
 func (e *Emulator) handleUserToken(w http.ResponseWriter, r *http.Request, s session) {
 	if s.user.Authority != authTenantAdmin {
 		e.forbidden(w)
@@ -412,7 +412,7 @@ func (e *Emulator) handleUserToken(w http.ResponseWriter, r *http.Request, s ses
 
 // --- claiming -----------------------------------------------------------------------------------
 
-// handleClaim is POST /api/customer/device/{deviceName}/claim, following the order of reference
+// handleClaim is POST /api/customer/device/{deviceName}/claim, following the order of docs/thingsboard.md
 // §4.1: authentication (rows 1-1b), authority (row 2), device by exact name in the caller's tenant
 // (row 3), a missing body (row 5), then the claim decision (rows 6-10).
 func (e *Emulator) handleClaim(w http.ResponseWriter, r *http.Request, s session) {
@@ -485,7 +485,7 @@ func claimRequestSecret(body []byte) (secret string, present bool, err error) {
 	}
 }
 
-// handleReclaim is DELETE /api/customer/device/{deviceName}/claim (reference §4.2): tenant admins and
+// handleReclaim is DELETE /api/customer/device/{deviceName}/claim (docs/thingsboard.md §4.2): tenant admins and
 // customer users, any device of the tenant, 200 with an empty body.
 func (e *Emulator) handleReclaim(w http.ResponseWriter, r *http.Request, s session) {
 	if s.user.Authority != authCustomerUser && s.user.Authority != authTenantAdmin {
@@ -506,7 +506,7 @@ func (e *Emulator) handleReclaim(w http.ResponseWriter, r *http.Request, s sessi
 // --- attributes ---------------------------------------------------------------------------------
 
 // handleSaveAttributes is POST /api/plugins/telemetry/DEVICE/{id}/attributes/SERVER_SCOPE with a
-// JSON object of key → value (reference §3.2).
+// JSON object of key → value (docs/thingsboard.md §3.2).
 func (e *Emulator) handleSaveAttributes(w http.ResponseWriter, r *http.Request, s session) {
 	body, err := readBody(r)
 	if err != nil {

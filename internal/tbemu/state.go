@@ -12,7 +12,7 @@ import (
 )
 
 // nullUUID is ThingsBoard's NULL_UUID: a device whose customerId is this is unassigned
-// (reference §3.1).
+// (docs/thingsboard.md §3.1).
 const nullUUID = "13814000-1dd2-11b2-8080-808080808080"
 
 // Authorities (ThingsBoard's Authority enum).
@@ -62,7 +62,7 @@ type device struct {
 }
 
 // isGateway applies MqttTransportHandler.checkGatewaySession: additionalInfo.gateway read with
-// Jackson's asBoolean (reference §1.5).
+// Jackson's asBoolean (docs/thingsboard.md §1.5).
 func (d *device) isGateway() bool {
 	var info map[string]any
 	if json.Unmarshal(d.AdditionalInfo, &info) != nil {
@@ -85,7 +85,7 @@ type attribute struct {
 	LastUpdate int64
 }
 
-// state is the emulator's in-memory database (reference §7.1). All fields are guarded by mu.
+// state is the emulator's in-memory database (docs/thingsboard.md §7.1). All fields are guarded by mu.
 type state struct {
 	mu        sync.Mutex
 	tenants   map[string]*tenant
@@ -213,7 +213,7 @@ func randomAlphanumeric(n int) string {
 }
 
 // tokenHint is a loggable stand-in for a device token: its first 4 and last 2 characters when it
-// has at least 12, else "…" (design §2, tokenHint).
+// has at least 12, else "…" (docs/design.md §2, tokenHint).
 func tokenHint(token string) string {
 	if len(token) < 12 {
 		return "…"

@@ -10,6 +10,7 @@ import (
 
 // TestEmulator runs the suite against tbemu with a clock the scenarios can move.
 func TestEmulator(t *testing.T) {
+	t.Parallel()
 	clock := tbemu.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg := tbemu.DefaultConfig()
 	cfg.MQTTAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"

@@ -2,6 +2,7 @@ package tbtest
 
 import (
 	"bufio"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -33,7 +34,8 @@ var errNoPacket = errors.New("no packet before deadline")
 // dialRaw connects and sends CONNECT (clean session, keepalive 60 s); username "" omits the flag.
 // It returns the CONNACK return code.
 func dialRaw(addr, clientID, username string) (*rawMQTT, byte, error) {
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	d := net.Dialer{Timeout: 10 * time.Second}
+	conn, err := d.DialContext(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -44,8 +44,9 @@ const howToRun = `TestRealThingsBoard needs a real ThingsBoard. Either
 
 // TestRealThingsBoard runs the suite against a real ThingsBoard: a running one named by
 // CLAIMSVC_TB_URL, or a thingsboard/tb-postgres container when CLAIMSVC_TB_DOCKER=1. Where the
-// real ThingsBoard and the emulator disagree, the real one is right: fix tbemu and the reference.
+// real ThingsBoard and the emulator disagree, the real one is right: fix tbemu and docs/thingsboard.md.
 func TestRealThingsBoard(t *testing.T) {
+	t.Parallel()
 	var target Target
 	switch {
 	case os.Getenv(envTBURL) != "":

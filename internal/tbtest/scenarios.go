@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// testLogin: reference §5. Wrong credentials give 401 "Invalid username or password", errorCode 10.
+// testLogin: docs/thingsboard.md §5. Wrong credentials give 401 "Invalid username or password", errorCode 10.
 func (s *suite) testLogin(t *testing.T) {
 	r := s.api.do("POST", "/api/auth/login", "", map[string]string{"username": s.target.TenantUser, "password": "wrong-password"})
 	wantError(t, r, http.StatusUnauthorized, 10, "Invalid username or password")
@@ -18,7 +18,7 @@ func (s *suite) testLogin(t *testing.T) {
 }
 
 // testClaimOverMQTT is the basic flow: create a customer, a customer user and a device, register
-// a claim over MQTT (reference §1.2), claim it as the customer (§4.1 row 9), check the owner.
+// a claim over MQTT (docs/thingsboard.md §1.2), claim it as the customer (§4.1 row 9), check the owner.
 func (s *suite) testClaimOverMQTT(t *testing.T) {
 	jwt, customerID := s.newCustomer(t)
 	name, token, id := s.newDevice(t)
@@ -46,7 +46,7 @@ func (s *suite) testClaimOverMQTT(t *testing.T) {
 	wantClaim(t, s.api.claim(jwt, name, "s3cret"), "CLAIMED")
 }
 
-// testClaimOverHTTP: the HTTP device API, reference §1.3 — 200 with an empty body, an empty body
+// testClaimOverHTTP: the HTTP device API, docs/thingsboard.md §1.3 — 200 with an empty body, an empty body
 // is a valid claim with secret "".
 func (s *suite) testClaimOverHTTP(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -67,7 +67,7 @@ func (s *suite) testClaimOverHTTP(t *testing.T) {
 	wantClaim(t, s.claimEventually(t, jwt, name2, ""), "SUCCESS")
 }
 
-// testDecisionTable walks reference §4.1 rows 1-10.
+// testDecisionTable walks docs/thingsboard.md §4.1 rows 1-10.
 func (s *suite) testDecisionTable(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
 	other, _ := s.newCustomer(t)
@@ -166,7 +166,7 @@ func (s *suite) deviceClaimedBy(t *testing.T, jwt string) (name, token, id strin
 
 func farFuture() int64 { return time.Now().Add(365 * 24 * time.Hour).UnixMilli() }
 
-// testPutIfAbsent: reference §3.1 — while claim data is cached, a new registration is ignored.
+// testPutIfAbsent: docs/thingsboard.md §3.1 — while claim data is cached, a new registration is ignored.
 func (s *suite) testPutIfAbsent(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
 	t.Run("SecondSecretIgnored", func(t *testing.T) {
@@ -184,7 +184,7 @@ func (s *suite) testPutIfAbsent(t *testing.T) {
 	})
 }
 
-// testWrongKeyEvicts: reference §3.3 — one wrong key throws the registration away; registering
+// testWrongKeyEvicts: docs/thingsboard.md §3.3 — one wrong key throws the registration away; registering
 // again works.
 func (s *suite) testWrongKeyEvicts(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -196,7 +196,7 @@ func (s *suite) testWrongKeyEvicts(t *testing.T) {
 	wantClaim(t, s.claimEventually(t, jwt, name, "k2"), "SUCCESS")
 }
 
-// testExpiry: reference §3.1 "Expiry" — expired claim data gives FAILURE (and is evicted). On the
+// testExpiry: docs/thingsboard.md §3.1 "Expiry" — expired claim data gives FAILURE (and is evicted). On the
 // emulator the clock moves; on a real ThingsBoard the duration is short and the test waits.
 func (s *suite) testExpiry(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -226,7 +226,7 @@ func (s *suite) testExpiry(t *testing.T) {
 	})
 }
 
-// testUnclaim: reference §4.2 — DELETE …/claim unassigns, evicts, 200 with an empty body; any
+// testUnclaim: docs/thingsboard.md §4.2 — DELETE …/claim unassigns, evicts, 200 with an empty body; any
 // customer user of the tenant may do it.
 func (s *suite) testUnclaim(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -265,7 +265,7 @@ func (s *suite) testUnclaim(t *testing.T) {
 	})
 }
 
-// testServerSideKey: reference §3.2 — the claimingData SERVER attribute, read when the cache has no
+// testServerSideKey: docs/thingsboard.md §3.2 — the claimingData SERVER attribute, read when the cache has no
 // entry; a wrong key does not remove it; success deletes it.
 func (s *suite) testServerSideKey(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -323,7 +323,7 @@ func itoa(n int64) string {
 	return string(b)
 }
 
-// testBadToken: reference §2 and §1.3 — CONNACK 5 on MQTT 3.1.1, 401 on the HTTP device API.
+// testBadToken: docs/thingsboard.md §2 and §1.3 — CONNACK 5 on MQTT 3.1.1, 401 on the HTTP device API.
 func (s *suite) testBadToken(t *testing.T) {
 	c, rc, err := dialRaw(s.target.MQTTAddr, s.name("raw"), s.run+"_NO_SUCH_TOKEN")
 	if err != nil {

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// testBadPayloadsMQTT: reference §1.1 and §1.2 on MQTT 3.1.1 — a syntax or runtime error closes the
+// testBadPayloadsMQTT: docs/thingsboard.md §1.1 and §1.2 on MQTT 3.1.1 — a syntax or runtime error closes the
 // connection without a PUBACK and registers nothing; lenient payloads are accepted.
 func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -112,7 +112,7 @@ func (s *suite) testBadPayloadsMQTT(t *testing.T) {
 	})
 }
 
-// testBadPayloadsHTTP: reference §1.3 — 500 for bad payloads, with Gson's message for a syntax error.
+// testBadPayloadsHTTP: docs/thingsboard.md §1.3 — 500 for bad payloads, with Gson's message for a syntax error.
 func (s *suite) testBadPayloadsHTTP(t *testing.T) {
 	_, token, _ := s.newDevice(t)
 	r := s.api.httpDeviceClaim(token, `[]`)
@@ -133,7 +133,7 @@ func (s *suite) testBadPayloadsHTTP(t *testing.T) {
 	}
 }
 
-// testGateway: reference §1.5 — v1/gateway/claim from a gateway device registers claims for named
+// testGateway: docs/thingsboard.md §1.5 — v1/gateway/claim from a gateway device registers claims for named
 // devices, creating missing ones; a non-gateway device gets no PUBACK.
 func (s *suite) testGateway(t *testing.T) {
 	jwt, _ := s.newCustomer(t)
@@ -190,7 +190,7 @@ func (s *suite) testGateway(t *testing.T) {
 	})
 }
 
-// testDemoData uses the tb-postgres demo data (reference §5) and leaves it as it found it.
+// testDemoData uses the tb-postgres demo data (docs/thingsboard.md §5) and leaves it as it found it.
 func (s *suite) testDemoData(t *testing.T) {
 	const dev = "DHT11 Demo Device"
 	a := s.api.login("customerA@thingsboard.org", "customer")

@@ -3,7 +3,7 @@
 // HTTP device API. The same scenarios run against the emulator (internal/tbemu) in every `go test`
 // and against a real ThingsBoard (TestRealThingsBoard), so the emulator's fidelity can be checked.
 //
-// Each scenario cites the section of thingsboard-claiming.md ("the reference") it checks.
+// Each scenario cites the section of docs/thingsboard.md it checks.
 package tbtest
 
 import (

@@ -104,7 +104,7 @@ func buildSim(t *testing.T) string {
 		cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", filepath.Join(root, "firmware", "host"), "sim")
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			simErr = fmt.Errorf("make sim: %v\n%s", err, out)
+			simErr = fmt.Errorf("make sim: %w\n%s", err, out)
 			return
 		}
 		simPath = filepath.Join(root, "firmware", "host", "build", "claim-sim")
@@ -192,6 +192,7 @@ func waitTCP(t *testing.T, addr string, within time.Duration) {
 // ---------------------------------------------------------------- Mosquitto
 
 func TestSimMQTTFallbackToMosquitto(t *testing.T) {
+	t.Parallel()
 	sim := buildSim(t)
 	if c, err := net.DialTimeout("tcp", mosquitto, time.Second); err != nil {
 		missing(t, "Mosquitto is not reachable at %s (mosquitto -d -c /etc/mosquitto/mosquitto.conf): %v", mosquitto, err)
@@ -365,7 +366,7 @@ func waitReady(t *testing.T, url string, within time.Duration) {
 	for time.Now().Before(deadline) {
 		resp, err := httpClient().Get(url)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
@@ -450,7 +451,15 @@ func waitDelivered(t *testing.T, svc, token string) {
 	t.Fatalf("claim never became delivered in claimsvc: %s", last)
 }
 
-func TestSimAgainstClaimsvcAndEmulator(t *testing.T) {
+// stack is a real claimsvc on a fresh PostgreSQL database plus the ThingsBoard
+// emulator with its demo devices, all on 127.0.0.1.
+type stack struct {
+	svcURL, tbMQTT, tbHTTP, dbURL string
+	svc                           *proc
+}
+
+func startStack(t *testing.T, tbemuArgs ...string) (string, *stack) {
+	t.Helper()
 	root := repoRoot(t)
 	for _, pkg := range []string{"cmd/claimsvc", "cmd/tbemu"} {
 		if _, err := os.Stat(filepath.Join(root, pkg)); err != nil {
@@ -458,24 +467,32 @@ func TestSimAgainstClaimsvcAndEmulator(t *testing.T) {
 		}
 	}
 	sim := buildSim(t)
-	dbURL := pgtest.NewDatabase(t)
+	st := &stack{dbURL: pgtest.NewDatabase(t)}
 
 	bin := t.TempDir()
 	claimsvcBin := goBuild(t, root, bin, "cmd/claimsvc")
 	tbemuBin := goBuild(t, root, bin, "cmd/tbemu")
 
-	tbMQTT := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	st.tbMQTT = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	tbHTTPAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startProc(t, "tbemu", tbemuBin, "--mqtt-addr", tbMQTT, "--http-addr", tbHTTPAddr, "--demo")
-	waitTCP(t, tbMQTT, 15*time.Second)
+	startProc(t, "tbemu", tbemuBin, append([]string{"--mqtt-addr", st.tbMQTT, "--http-addr", tbHTTPAddr, "--demo"},
+		tbemuArgs...)...)
+	waitTCP(t, st.tbMQTT, 15*time.Second)
 	waitTCP(t, tbHTTPAddr, 15*time.Second)
-	tbHTTP := "http://" + tbHTTPAddr
+	st.tbHTTP = "http://" + tbHTTPAddr
 
 	svcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	svcURL := "http://" + svcAddr
-	svc := startProc(t, "claimsvc", claimsvcBin, "serve",
-		"--http-addr", svcAddr, "--database-url", dbURL, "--mqtt-url", "tcp://"+tbMQTT)
-	waitReady(t, svcURL+"/readyz", 30*time.Second)
+	st.svcURL = "http://" + svcAddr
+	st.svc = startProc(t, "claimsvc", claimsvcBin, "serve",
+		"--http-addr", svcAddr, "--database-url", st.dbURL, "--mqtt-url", "tcp://"+st.tbMQTT)
+	waitReady(t, st.svcURL+"/readyz", 30*time.Second)
+	return sim, st
+}
+
+func TestSimAgainstClaimsvcAndEmulator(t *testing.T) {
+	t.Parallel()
+	sim, st := startStack(t)
+	svc, svcURL, tbMQTT, tbHTTP := st.svc, st.svcURL, st.tbMQTT, st.tbHTTP
 
 	t.Run("service up: claim goes through claimsvc", func(t *testing.T) {
 		const token, device = "DHT11_DEMO_TOKEN", "DHT11 Demo Device"

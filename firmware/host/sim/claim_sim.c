@@ -4,7 +4,13 @@
  *   claim-sim --service URL --mqtt URI --token T --secret S --duration-ms D
  *             [--wait S] [--deadline-ms N] [--attempts N] [--http-timeout-ms N]
  *             [--mqtt-timeout-ms N] [--backoff-base-ms N] [--backoff-max-ms N]
- *             [--quiet] [--verbose]
+ *             [--check [--done-before]] [--quiet] [--verbose]
+ *
+ * --check first asks claimsvc for the device's newest claim (GET
+ * /devices/claims?limit=1) and claims only when claim_decide() says so, like
+ * the device does at start-up; --done-before says a request was delivered on
+ * an earlier boot (the device's "done" flag), which decides when claimsvc
+ * cannot answer.
  *
  * The token and secret may come from CLAIM_SIM_TOKEN / CLAIM_SIM_SECRET instead
  * of the command line (so that they do not show in ps). Neither is ever printed.
@@ -21,6 +27,7 @@
  *   4  token rejected: ThingsBoard MQTT refused the token (CONNACK 4/5)
  *   5  deadline passed before a success
  *   6  all attempts used before a success
+ *   7  --check: not claimed, as decided (decision=wait|done|stop on stdout)
  */
 #include <errno.h>
 #include <stdio.h>
@@ -37,7 +44,8 @@ enum {
     EXIT_CONFIG = 3,
     EXIT_TOKEN = 4,
     EXIT_DEADLINE = 5,
-    EXIT_EXHAUSTED = 6
+    EXIT_EXHAUSTED = 6,
+    EXIT_NOT_CLAIMED = 7
 };
 
 static void usage(FILE *f)
@@ -45,9 +53,11 @@ static void usage(FILE *f)
     fputs("usage: claim-sim [--service URL] [--mqtt URI] [--token T] [--secret S]\n"
           "                 [--duration-ms D] [--wait S] [--deadline-ms N] [--attempts N]\n"
           "                 [--http-timeout-ms N] [--mqtt-timeout-ms N]\n"
-          "                 [--backoff-base-ms N] [--backoff-max-ms N] [--quiet] [--verbose]\n"
+          "                 [--backoff-base-ms N] [--backoff-max-ms N] [--check [--done-before]]\n"
+          "                 [--quiet] [--verbose]\n"
           "token/secret default to $CLAIM_SIM_TOKEN / $CLAIM_SIM_SECRET.\n"
-          "exit: 0 claimed, 2 usage, 3 config error, 4 token rejected, 5 deadline, 6 attempts used\n",
+          "exit: 0 claimed, 2 usage, 3 config error, 4 token rejected, 5 deadline, 6 attempts used,\n"
+          "      7 not claimed as decided by --check\n",
           f);
 }
 
@@ -88,6 +98,8 @@ int main(int argc, char **argv)
     claim_port_t port;
     posix_port_ctx_t pctx;
     claim_status_t st;
+    claim_check_t chk;
+    int check = 0, done_before = 0;
     int i;
 
     memset(&pctx, 0, sizeof(pctx));
@@ -107,6 +119,12 @@ int main(int argc, char **argv)
             continue;
         } else if (strcmp(a, "--verbose") == 0) {
             pctx.verbose = 1;
+            continue;
+        } else if (strcmp(a, "--check") == 0) {
+            check = 1;
+            continue;
+        } else if (strcmp(a, "--done-before") == 0) {
+            done_before = 1;
             continue;
         } else if (v == NULL) {
             fprintf(stderr, "claim-sim: %s needs a value\n", a);
@@ -161,12 +179,30 @@ int main(int argc, char **argv)
         return EXIT_INTERNAL;
     }
 
+    memset(&chk, 0, sizeof(chk));
+    chk.next = CLAIM_NEXT_CLAIM;
+    if (check) {
+        /* what the device does at start-up: fallback = no request delivered yet */
+        (void)claim_check(&cfg, &port, !done_before, &chk);
+    }
+    if (chk.next != CLAIM_NEXT_CLAIM) {
+        printf("result=not-claimed decision=%s last=%s status_http=%d\n", claim_next_str(chk.next),
+               claim_last_str(chk.last), chk.http_status);
+        fflush(stdout);
+        posix_port_cleanup();
+        return EXIT_NOT_CLAIMED;
+    }
     st = claim_run(&cfg, &port, &res);
     printf("result=%s path=%s http_status=%d service_tries=%lu mqtt_tries=%lu rounds=%lu "
-           "connack=%d elapsed_ms=%lu\n",
+           "connack=%d elapsed_ms=%lu",
            claim_status_str(st), claim_path_str(res.path), res.last_http_status,
            (unsigned long)res.service_tries, (unsigned long)res.mqtt_tries,
            (unsigned long)res.rounds, res.last_connack_rc, (unsigned long)res.elapsed_ms);
+    if (check) {
+        printf(" decision=%s last=%s status_http=%d", claim_next_str(chk.next), claim_last_str(chk.last),
+               chk.http_status);
+    }
+    printf("\n");
     fflush(stdout);
     posix_port_cleanup();
     return exit_code(st);

@@ -91,23 +91,59 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     return n;
 }
 
-static claim_io_t p_http_post(void *ctx, const char *url, const claim_header_t *headers,
-                              size_t n_headers, const char *body, size_t body_len,
-                              uint32_t timeout_ms, claim_http_response_t *resp)
-{
-    CURL *c;
-    struct curl_slist *list = NULL, *tmp;
-    char line[512];
-    CURLcode rc;
-    claim_io_t io = CLAIM_IO_ERROR;
-    size_t i;
-    (void)ctx;
+typedef struct {
+    char *buf;
+    size_t cap;
+    size_t len;
+    claim_http_response_t *resp;
+} body_sink_t;
 
-    c = curl_easy_init();
-    if (c == NULL) {
+/* Keeps at most cap - 1 bytes; the rest is counted as truncated and dropped. */
+static size_t keep_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    body_sink_t *b = userdata;
+    size_t n = size * nmemb;
+    size_t room = b->cap - 1u - b->len;
+    size_t take = n < room ? n : room;
+    memcpy(b->buf + b->len, ptr, take);
+    b->len += take;
+    b->buf[b->len] = '\0';
+    if (take < n) {
+        b->resp->body_truncated = 1;
+    }
+    return n;
+}
+
+static claim_io_t curl_result(CURL *c, CURLcode rc, claim_http_response_t *resp)
+{
+    switch (rc) {
+    case CURLE_OK: {
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        resp->status = (int)status;
+        return CLAIM_IO_OK;
+    }
+    case CURLE_OPERATION_TIMEDOUT:
+        return CLAIM_IO_TIMEOUT;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return CLAIM_IO_UNREACHABLE;
+    default:
         return CLAIM_IO_ERROR;
     }
-    list = curl_slist_append(list, "Content-Type: application/json");
+}
+
+/* Header list "Name: value" for libcurl; NULL on failure. The scratch line
+ * held the token and is wiped. */
+static struct curl_slist *header_list(const char *first, const claim_header_t *headers, size_t n_headers)
+{
+    struct curl_slist *list = NULL, *tmp;
+    char line[512];
+    size_t i;
+    list = curl_slist_append(list, first);
     list = list ? curl_slist_append(list, "Expect:") : NULL; /* no 100-continue round trip */
     for (i = 0; i < n_headers && list != NULL; i++) {
         int n = snprintf(line, sizeof(line), "%s: %s", headers[i].name, headers[i].value);
@@ -124,7 +160,66 @@ static claim_io_t p_http_post(void *ctx, const char *url, const claim_header_t *
         }
         list = tmp;
     }
-    memset(line, 0, sizeof(line)); /* it held the token */
+    memset(line, 0, sizeof(line));
+    return list;
+}
+
+static claim_io_t p_http_get(void *ctx, const char *url, const claim_header_t *headers,
+                             size_t n_headers, char *body, size_t body_cap, size_t *body_len,
+                             uint32_t timeout_ms, claim_http_response_t *resp)
+{
+    CURL *c;
+    struct curl_slist *list;
+    body_sink_t sink;
+    claim_io_t io;
+    (void)ctx;
+
+    *body_len = 0;
+    body[0] = '\0';
+    c = curl_easy_init();
+    if (c == NULL) {
+        return CLAIM_IO_ERROR;
+    }
+    list = header_list("Accept: application/json", headers, n_headers);
+    if (list == NULL) {
+        curl_easy_cleanup(c);
+        return CLAIM_IO_ERROR;
+    }
+    sink.buf = body;
+    sink.cap = body_cap;
+    sink.len = 0;
+    sink.resp = resp;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout_ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "claim-sim/1");
+    io = curl_result(c, curl_easy_perform(c), resp);
+    *body_len = sink.len;
+    curl_slist_free_all(list);
+    curl_easy_cleanup(c);
+    return io;
+}
+
+static claim_io_t p_http_post(void *ctx, const char *url, const claim_header_t *headers,
+                              size_t n_headers, const char *body, size_t body_len,
+                              uint32_t timeout_ms, claim_http_response_t *resp)
+{
+    CURL *c;
+    struct curl_slist *list;
+    claim_io_t io;
+    (void)ctx;
+
+    c = curl_easy_init();
+    if (c == NULL) {
+        return CLAIM_IO_ERROR;
+    }
+    list = header_list("Content-Type: application/json", headers, n_headers);
     if (list == NULL) {
         curl_easy_cleanup(c);
         return CLAIM_IO_ERROR;
@@ -142,30 +237,7 @@ static claim_io_t p_http_post(void *ctx, const char *url, const claim_header_t *
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "claim-sim/1");
-
-    rc = curl_easy_perform(c);
-    switch (rc) {
-    case CURLE_OK: {
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        resp->status = (int)status;
-        io = CLAIM_IO_OK;
-        break;
-    }
-    case CURLE_OPERATION_TIMEDOUT:
-        io = CLAIM_IO_TIMEOUT;
-        break;
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_PEER_FAILED_VERIFICATION:
-        io = CLAIM_IO_UNREACHABLE;
-        break;
-    default:
-        io = CLAIM_IO_ERROR;
-        break;
-    }
+    io = curl_result(c, curl_easy_perform(c), resp);
     curl_slist_free_all(list);
     curl_easy_cleanup(c);
     return io;
@@ -358,6 +430,7 @@ int posix_port_init(claim_port_t *port, posix_port_ctx_t *ctx)
     memset(port, 0, sizeof(*port));
     port->ctx = ctx;
     port->http_post = p_http_post;
+    port->http_get = p_http_get;
     port->mqtt_publish = p_mqtt_publish;
     port->now_ms = p_now_ms;
     port->sleep_ms = p_sleep_ms;

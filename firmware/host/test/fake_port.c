@@ -61,6 +61,49 @@ static claim_io_t f_http_post(void *ctx, const char *url, const claim_header_t *
     return f->http[idx].io;
 }
 
+static claim_io_t f_http_get(void *ctx, const char *url, const claim_header_t *headers,
+                             size_t n_headers, char *body, size_t body_cap, size_t *body_len,
+                             uint32_t timeout_ms, claim_http_response_t *resp)
+{
+    fake_t *f = ctx;
+    size_t i, idx = f->n_get_calls, n;
+    if (idx < FAKE_MAX_CALLS) {
+        fake_get_call_t *c = &f->get_calls[idx];
+        copy(c->url, sizeof(c->url), url);
+        c->n_headers = n_headers;
+        for (i = 0; i < n_headers && i < 4; i++) {
+            copy(c->hname[i], sizeof(c->hname[i]), headers[i].name);
+            copy(c->hval[i], sizeof(c->hval[i]), headers[i].value);
+        }
+        c->body_cap = body_cap;
+        c->timeout_ms = timeout_ms;
+        c->at_ms = f->now;
+    }
+    f->n_get_calls++;
+    *body_len = 0;
+    body[0] = '\0';
+    if (idx >= f->n_get) {
+        f->unscripted = 1;
+        return CLAIM_IO_UNREACHABLE;
+    }
+    advance(f, f->get[idx].takes_ms, timeout_ms);
+    if (f->get[idx].takes_ms > timeout_ms) {
+        return CLAIM_IO_TIMEOUT;
+    }
+    if (f->get[idx].io == CLAIM_IO_OK) {
+        resp->status = f->get[idx].status;
+        n = f->get[idx].body != NULL ? strlen(f->get[idx].body) : 0;
+        if (n > body_cap - 1) {
+            n = body_cap - 1;
+            resp->body_truncated = 1;
+        }
+        memcpy(body, f->get[idx].body != NULL ? f->get[idx].body : "", n);
+        body[n] = '\0';
+        *body_len = n;
+    }
+    return f->get[idx].io;
+}
+
 static claim_io_t f_mqtt_publish(void *ctx, const char *broker_uri, const char *username,
                                  const char *topic, const char *payload, size_t payload_len,
                                  uint32_t timeout_ms, int *connack_rc)
@@ -143,6 +186,7 @@ claim_port_t fake_port(fake_t *f)
     claim_port_t p;
     p.ctx = f;
     p.http_post = f_http_post;
+    p.http_get = f_http_get;
     p.mqtt_publish = f_mqtt_publish;
     p.now_ms = f_now;
     p.sleep_ms = f_sleep;
@@ -176,5 +220,16 @@ void fake_rnd(fake_t *f, uint32_t v)
 {
     if (f->n_rnd < FAKE_MAX_STEPS) {
         f->rnd[f->n_rnd++] = v;
+    }
+}
+
+void fake_get(fake_t *f, claim_io_t io, int status, const char *body, uint32_t takes_ms)
+{
+    if (f->n_get < FAKE_MAX_STEPS) {
+        fake_get_step_t *s = &f->get[f->n_get++];
+        s->io = io;
+        s->status = status;
+        s->body = body;
+        s->takes_ms = takes_ms;
     }
 }

@@ -42,6 +42,27 @@ typedef struct {
 } fake_mqtt_call_t;
 
 typedef struct {
+    claim_io_t io;
+    int status;
+    const char *body;        /* response body (NULL = empty) */
+    uint32_t takes_ms;
+} fake_get_step_t;
+
+typedef struct {
+    char url[CLAIM_URL_MAX];
+    size_t n_headers;
+    char hname[4][32];
+    char hval[4][CLAIM_TOKEN_MAX + 1];
+    size_t body_cap;
+    uint32_t timeout_ms;
+    uint64_t at_ms;
+} fake_get_call_t;
+
+typedef struct {
+    fake_get_step_t get[FAKE_MAX_STEPS];
+    size_t n_get;
+    fake_get_call_t get_calls[FAKE_MAX_CALLS];
+    size_t n_get_calls;
     fake_http_step_t http[FAKE_MAX_STEPS];
     size_t n_http;
     fake_mqtt_step_t mqtt[FAKE_MAX_STEPS];
@@ -72,5 +93,6 @@ claim_port_t fake_port(fake_t *f);
 void fake_http(fake_t *f, claim_io_t io, int status, const char *retry_after, uint32_t takes_ms);
 void fake_mqtt(fake_t *f, claim_io_t io, int connack, uint32_t takes_ms);
 void fake_rnd(fake_t *f, uint32_t v);
+void fake_get(fake_t *f, claim_io_t io, int status, const char *body, uint32_t takes_ms);
 
 #endif

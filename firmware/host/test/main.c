@@ -7,10 +7,13 @@ int g_test_failed;
 
 extern const test_case_t build_tests[];
 extern const test_case_t flow_tests[];
+extern const test_case_t status_tests[];
+extern const test_case_t util_tests[];
+extern const test_case_t port_tests[];
 
 int main(void)
 {
-    const test_case_t *const tables[] = {build_tests, flow_tests};
+    const test_case_t *const tables[] = {build_tests, flow_tests, status_tests, util_tests, port_tests};
     size_t t;
     int passed = 0, failed = 0;
     for (t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {

@@ -292,7 +292,7 @@ const test_case_t build_tests[] = {
     {"backoff: formula", test_backoff_formula},
     {"backoff: bounds, no zero, no overflow", test_backoff_bounds},
     {"retry-after: parsing", test_retry_after},
-    {"classify: design §7 table row by row", test_classify_table},
+    {"classify: docs/design.md §7 table row by row", test_classify_table},
     {"strings", test_strings},
     {NULL, NULL},
 };

@@ -1,5 +1,5 @@
 /* test_flow.c - claim_run() against the scripted fake port: every branch of
- * the design §7 decision table, backoff, Retry-After, deadline, one claim per
+ * the docs/design.md §7 decision table, backoff, Retry-After, deadline, one claim per
  * trigger, and no token or secret in anything logged. */
 #include <string.h>
 

@@ -6,6 +6,7 @@ package mosquittotest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -51,7 +52,7 @@ func Start(tb testing.TB, opts Options) *Broker {
 		}
 		tb.Skip(msg)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := new(net.ListenConfig).Listen(tb.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func (b *Broker) Restart() {
 		return
 	}
 	b.out = &bytes.Buffer{}
-	cmd := exec.Command(Binary, "-c", b.conf)
+	cmd := exec.CommandContext(context.WithoutCancel(b.tb.Context()), Binary, "-c", b.conf) // stopped by Stop, not by the test's end
 	cmd.Stdout, cmd.Stderr = b.out, b.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test binary
 	if err := cmd.Start(); err != nil {
@@ -97,7 +98,8 @@ func (b *Broker) Restart() {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if c, err := net.DialTimeout("tcp", b.addr, 200*time.Millisecond); err == nil {
+		d := net.Dialer{Timeout: 200 * time.Millisecond}
+		if c, err := d.DialContext(b.tb.Context(), "tcp", b.addr); err == nil {
 			_ = c.Close()
 			return
 		}

@@ -4,8 +4,8 @@
 package mqtttest
 
 import (
-	"bytes"
 	"log/slog"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -102,7 +102,7 @@ type hook struct {
 func (h *hook) ID() string { return "mqtttest" }
 
 func (h *hook) Provides(x byte) bool {
-	return bytes.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish}, []byte{x})
+	return slices.Contains([]byte{mochi.OnConnectAuthenticate, mochi.OnACLCheck, mochi.OnPublish}, x)
 }
 
 func (h *hook) OnConnectAuthenticate(cl *mochi.Client, pk packets.Packet) bool {

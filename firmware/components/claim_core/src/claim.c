@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "claim/claim.h"
+#include "claim_internal.h"
+
+#define say claim_say
 
 #define CLAIM_MAX_ATTEMPTS_LIMIT 100u
 #define CLAIM_WAIT_MARGIN_MS 2000u
@@ -28,10 +31,7 @@ void claim_config_defaults(claim_config_t *cfg)
 
 /* Messages are built from fixed text and numbers only: never from the token,
  * the secret, the body or a URL (a URL may carry user:password). */
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static void say(const claim_port_t *port, claim_log_level_t level, const char *fmt, ...)
+void claim_say(const claim_port_t *port, claim_log_level_t level, const char *fmt, ...)
 {
     char msg[160];
     va_list ap;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "claim/claim.h"
+#include "claim_internal.h"
 
 /* Small bounded writer: once it overflows it stays overflowed. */
 typedef struct {
@@ -119,7 +120,7 @@ static int starts_with(const char *s, const char *prefix)
     return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
-int claim_url_build(char *buf, size_t cap, const char *base)
+int claim_url_with_path(char *buf, size_t cap, const char *base, const char *path)
 {
     wbuf_t w;
     size_t n;
@@ -154,8 +155,13 @@ int claim_url_build(char *buf, size_t cap, const char *base)
     for (p = base; p < base + n; p++) {
         w_char(&w, *p);
     }
-    w_str(&w, "/devices/claim");
+    w_str(&w, path);
     return w_done(&w);
+}
+
+int claim_url_build(char *buf, size_t cap, const char *base)
+{
+    return claim_url_with_path(buf, cap, base, "/devices/claim");
 }
 
 int claim_token_valid(const char *token)

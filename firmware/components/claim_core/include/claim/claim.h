@@ -1,5 +1,5 @@
 /*
- * claim.h - portable device-claim logic (design §7).
+ * claim.h - portable device-claim logic (docs/design.md §7).
  *
  * Plain C99: no ESP-IDF headers, no malloc, no globals. All I/O goes through
  * claim_port_t (claim_port.h).
@@ -41,9 +41,9 @@ extern "C" {
 
 #define CLAIM_TOPIC "v1/devices/me/claim"
 
-#define CLAIM_TOKEN_MAX 128u       /* design §2: 1-128 printable ASCII, no space, no '/' */
-#define CLAIM_SECRET_MAX 128u      /* design §2: 0-128 characters */
-#define CLAIM_DURATION_MAX 2592000000u /* 30 days, design §2 */
+#define CLAIM_TOKEN_MAX 128u       /* docs/design.md §2: 1-128 printable ASCII, no space, no '/' */
+#define CLAIM_SECRET_MAX 128u      /* docs/design.md §2: 0-128 characters */
+#define CLAIM_DURATION_MAX 2592000000u /* 30 days, docs/design.md §2 */
 #define CLAIM_WAIT_MAX_S 30u       /* Prefer: wait=N, N <= 30 */
 #define CLAIM_URL_MAX 256u
 #define CLAIM_BODY_MAX (CLAIM_SECRET_MAX * 6u + 64u) /* worst case: every byte as \u00XX */
@@ -158,6 +158,124 @@ typedef enum {
 } claim_http_class_t;
 
 claim_http_class_t claim_http_classify(claim_io_t io, int status);
+
+/* ---- claim again? (the newest claim's status in claimsvc) ----
+ *
+ * A "done" flag on the device only means "a claim request was delivered", not
+ * "the customer has the device": the customer may never have used the claim
+ * window. Before claiming, the device asks claimsvc for its newest claim
+ * (GET {service}/devices/claims?limit=1 with X-Device-Token) and claim_decide()
+ * turns the answer into what to do:
+ *
+ *   newest claim                    next
+ *   ------------------------------  -------------------------------------------------
+ *   none (empty list, or HTTP 404)  CLAIM: no claim yet
+ *   expired, failed                 CLAIM: the last claim lapsed or never arrived
+ *   pending, delivered              WAIT: a claim is under way; ask again later
+ *   superseded                      WAIT: a newer claim took over (the list is
+ *                                   newest first, so this is a race); ask again later
+ *   claimed                         DONE: the customer has the device; never again
+ *   rejected                        STOP: ThingsBoard refused the token; claiming
+ *                                   again with it cannot work
+ *   cancelled                       STOP: an operator cancelled the claim on purpose
+ *   unknown status, no answer,      today's fallback: CLAIM if fallback_claim (first
+ *   401/403/429/5xx, bad JSON       boot: no local "done" flag yet; button: always),
+ *                                   else WAIT
+ */
+typedef enum {
+    CLAIM_LAST_UNKNOWN = 0, /* claimsvc not asked, not reachable, or its answer unusable */
+    CLAIM_LAST_NONE,        /* claimsvc has no claim for this device */
+    CLAIM_LAST_PENDING,
+    CLAIM_LAST_DELIVERED,
+    CLAIM_LAST_CLAIMED,
+    CLAIM_LAST_EXPIRED,
+    CLAIM_LAST_FAILED,
+    CLAIM_LAST_REJECTED,
+    CLAIM_LAST_CANCELLED,
+    CLAIM_LAST_SUPERSEDED,
+    CLAIM_LAST_OTHER        /* a status this firmware does not know */
+} claim_last_t;
+
+typedef enum {
+    CLAIM_NEXT_CLAIM = 0, /* send a claim now (claim_run) */
+    CLAIM_NEXT_WAIT,      /* nothing to send now; ask again later */
+    CLAIM_NEXT_DONE,      /* the customer has the device: never claim again */
+    CLAIM_NEXT_STOP       /* do not claim (token rejected, or cancelled by an operator) */
+} claim_next_t;
+
+#define CLAIM_STATUS_BODY_MAX 2048u /* the newest claim's view is well under 1 KiB */
+#define CLAIM_STATUS_STR_MAX 24u
+
+/* The decision table above; pure. */
+claim_next_t claim_decide(claim_last_t last, int fallback_claim);
+
+/* "claimed" -> CLAIM_LAST_CLAIMED, ...; an unknown non-empty string -> CLAIM_LAST_OTHER,
+ * NULL or "" -> CLAIM_LAST_UNKNOWN. */
+claim_last_t claim_last_from_str(const char *status);
+
+/* "<base>/devices/claims?limit=1". Returns length or -1. */
+int claim_status_url_build(char *buf, size_t cap, const char *base);
+
+/* Reads {"claims":[{..."status":"S"...}, ...]} (any member order, any other
+ * members, nested values skipped). Returns 1 and copies S into status (cap
+ * bytes, NUL-terminated), 0 for an empty list, -1 if the text is not such an
+ * object, S is not a plain string or does not fit. Never reads past len. */
+int claim_json_newest_status(const char *json, size_t len, char *status, size_t cap);
+
+typedef struct {
+    claim_last_t last;
+    claim_next_t next;
+    claim_io_t io;          /* of the GET (CLAIM_IO_OK if none was made) */
+    int http_status;        /* 0 if no response */
+    int asked;              /* 1 if claimsvc was asked */
+    uint32_t elapsed_ms;
+} claim_check_t;
+
+/* Asks claimsvc once (within min(http_timeout_ms, deadline_ms)) for the newest
+ * claim of cfg->token and decides with claim_decide(). Without a service URL or
+ * port->http_get the status is CLAIM_LAST_UNKNOWN (today's fallback). Logs no
+ * token, URL or body. */
+claim_next_t claim_check(const claim_config_t *cfg, const claim_port_t *port, int fallback_claim,
+                         claim_check_t *out);
+
+const char *claim_last_str(claim_last_t last);
+const char *claim_next_str(claim_next_t next);
+
+/* ---- time budgets, in 64-bit arithmetic ---- */
+
+/* Milliseconds from now_ms until end_ms, 0 if it has passed, at most 0xffffffff. */
+uint32_t claim_ms_left(uint64_t now_ms, uint64_t end_ms);
+
+/* OS ticks for ms at tick_hz, rounded up (a wait never ends early), computed in
+ * 64 bits and capped at max_ticks. FreeRTOS's pdMS_TO_TICKS() multiplies in
+ * 32 bits and overflows past ~11.9 h at 100 Hz (~71 min at 1000 Hz). */
+uint32_t claim_ms_to_ticks(uint64_t ms, uint32_t tick_hz, uint32_t max_ticks);
+
+/* The timeout to give a library that applies it up to `uses` times in a row
+ * within one attempt (esp-mqtt: TCP/TLS connect, then CONNACK, then the wait of
+ * esp_mqtt_client_stop() for its task), so that all of them together fit in
+ * left_ms: left_ms / uses, but at least min_ms (or left_ms if that is less). */
+uint32_t claim_share_ms(uint32_t left_ms, uint32_t uses, uint32_t min_ms);
+
+/* ---- the claim button's GPIO ---- */
+
+typedef enum {
+    CLAIM_GPIO_OK = 0,
+    CLAIM_GPIO_NOT_A_PIN,  /* not a GPIO of this chip (negative, beyond the last, or a gap) */
+    CLAIM_GPIO_RESERVED    /* wired to the SPI flash / PSRAM on this chip: must not be touched */
+} claim_gpio_check_t;
+
+/* valid_mask: bit n set if GPIOn exists and can be an input (SOC_GPIO_VALID_GPIO_MASK);
+ * reserved_mask: pins used by the flash on this chip. */
+claim_gpio_check_t claim_gpio_check(int pin, uint64_t valid_mask, uint64_t reserved_mask);
+
+/* ---- a private CA in PEM form ---- */
+
+/* 1 if pem (len bytes, not counting a terminating NUL) holds at least one
+ * complete "-----BEGIN CERTIFICATE-----" ... "-----END CERTIFICATE-----" block
+ * and is NUL-terminated at pem[len] (mbedTLS parses PEM only with the NUL).
+ * Used before handing a PEM to esp_http_client / esp-mqtt. */
+int claim_pem_looks_valid(const char *pem, size_t len);
 
 const char *claim_status_str(claim_status_t s);
 const char *claim_path_str(claim_path_t p);

@@ -38,6 +38,7 @@ typedef struct {
 typedef struct {
     int status;            /* HTTP status code, 0 if no response */
     char retry_after[32];  /* raw value of a Retry-After response header ("" if none; truncated is fine) */
+    int body_truncated;    /* http_get: the body was longer than body_cap - 1 bytes */
 } claim_http_response_t;
 
 typedef enum {
@@ -56,6 +57,16 @@ typedef struct claim_port {
                             const claim_header_t *headers, size_t n_headers,
                             const char *body, size_t body_len,
                             uint32_t timeout_ms, claim_http_response_t *resp);
+
+    /* Optional (may be NULL: no claim-status look-up, see claim_check()).
+     * GET url with the given extra headers (and Accept: application/json).
+     * Stores at most body_cap - 1 bytes of the response body in body, always
+     * NUL-terminated, sets *body_len to the number stored and
+     * resp->body_truncated when more arrived. Must not follow redirects. */
+    claim_io_t (*http_get)(void *ctx, const char *url,
+                           const claim_header_t *headers, size_t n_headers,
+                           char *body, size_t body_cap, size_t *body_len,
+                           uint32_t timeout_ms, claim_http_response_t *resp);
 
     /* Connect to broker_uri (MQTT 3.1.1, clean session) with username (the
      * device access token, no password), publish payload to topic at QoS 1,

@@ -1,0 +1,2 @@
+#include "idf_mock.h"
+esp_err_t esp_crt_bundle_attach(void *conf);

@@ -1,0 +1,1 @@
+#include "idf_mock.h"

@@ -1,0 +1,2 @@
+#include "freertos/FreeRTOS.h"
+void vTaskDelay(TickType_t ticks);
