@@ -2,17 +2,21 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
+# Starts a private PostgreSQL (and Mosquitto) for the command when none answers; see its header.
+SERVICES := scripts/services.sh
+# Pinned dev tools (golangci-lint, helm, kubeconform) live in their own module, away from the service's go.mod.
+TOOL    := $(GO) tool -modfile=tools/go.mod
 
-.PHONY: demo run tbemu test-tb build deps test test-go test-long fuzz firmware-test firmware-sim idf-check vet lint clean help
+.PHONY: demo run tbemu test-tb build deps tools test test-go test-deploy test-long fuzz firmware-test firmware-sim idf-check vet lint clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-demo: ## run claimsvc with an in-process ThingsBoard emulator (needs only local PostgreSQL)
-	$(GO) run ./cmd/claimsvc serve --demo --log-format=text
+demo: ## run claimsvc with an in-process ThingsBoard emulator (PostgreSQL: the local one, or a private one it starts)
+	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL -- $(GO) run ./cmd/claimsvc serve --demo --log-format=text
 
-run: ## run claimsvc against local PostgreSQL and Mosquitto (127.0.0.1:1883)
-	$(GO) run ./cmd/claimsvc serve --log-format=text --mqtt-url=tcp://127.0.0.1:1883
+run: ## run claimsvc against PostgreSQL and Mosquitto on 127.0.0.1:1883 (private ones when none answer)
+	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL --mosquitto -- $(GO) run ./cmd/claimsvc serve --log-format=text --mqtt-url=tcp://127.0.0.1:1883
 
 tbemu: ## run the ThingsBoard emulator alone with demo data (MQTT on 1884: Mosquitto has 1883)
 	$(GO) run ./cmd/tbemu --demo --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:9090
@@ -26,23 +30,30 @@ build: ## build bin/claimsvc and bin/tbemu (static)
 
 vet: lint ## go vet, a gofmt check and golangci-lint
 	$(GO) vet ./...
-	@test -z "$$(gofmt -l cmd internal api migrations deploy firmware/host/e2e)" || { gofmt -l cmd internal api migrations deploy firmware/host/e2e; echo "gofmt needed"; exit 1; }
+	@test -z "$$(gofmt -l cmd internal api migrations deploy scripts firmware/host/e2e)" || { gofmt -l cmd internal api migrations deploy scripts firmware/host/e2e; echo "gofmt needed"; exit 1; }
 
-LINT = $(GO) tool -modfile=tools/go.mod golangci-lint
+LINT = $(TOOL) golangci-lint
 lint: ## golangci-lint with .golangci.yml (the version is pinned in tools/go.mod; the first run builds it)
 	$(LINT) run ./...
 
 deps: ## install the Debian packages the tests need (when root; otherwise says what is missing)
 	@scripts/deps.sh
 
-test: deps vet firmware-test test-go ## everything: vet, firmware host tests, Go tests with -race
+tools: ## build the pinned dev tools of tools/go.mod (the first build of helm takes minutes; later runs, a second)
+	@$(TOOL) helm version >/dev/null
+	@$(TOOL) kubeconform -v >/dev/null
+
+test: deps vet firmware-test tools test-go ## everything: vet, firmware host tests, Go tests with -race (chart, alerts, bare-machine demo included)
 
 test-go:
-	$(GO) test -race -count=1 -timeout 15m ./...
+	$(SERVICES) --postgres CLAIMSVC_TEST_DATABASE_URL --mosquitto -- $(GO) test -race -count=1 -timeout 15m ./...
+
+test-deploy: tools ## the Helm chart (rendered, validated with kubeconform), alerts (promtool), dashboard, compose file
+	$(GO) test -count=1 ./deploy/...
 
 FUZZTIME ?= 60s
 test-long: ## long fault tests (25 SIGKILLs, 30 s outages, 3 replicas for a minute) and every fuzz target for FUZZTIME each
-	CLAIMSVC_LONG_TESTS=1 $(GO) test -count=1 -timeout 30m -v -run . ./internal/faulttest
+	CLAIMSVC_LONG_TESTS=1 $(SERVICES) --postgres CLAIMSVC_TEST_DATABASE_URL --mosquitto -- $(GO) test -count=1 -timeout 30m -v -run . ./internal/faulttest
 	$(MAKE) --no-print-directory fuzz
 
 fuzz: ## run each fuzz target for FUZZTIME (default 60s)
@@ -65,8 +76,8 @@ clean:
 .PHONY: bench bench-full
 bench: ## benchmark vs baselines on local PostgreSQL + Mosquitto, quick mode (under a minute); see docs/performance.md
 	CGO_ENABLED=0 $(GO) build -o bin/claimsvc ./cmd/claimsvc
-	$(GO) run ./cmd/claimload --claimsvc bin/claimsvc
+	$(SERVICES) --postgres CLAIMSVC_TEST_DATABASE_URL --mosquitto -- sh -c '$(GO) run ./cmd/claimload --claimsvc bin/claimsvc --database-url "$$CLAIMSVC_TEST_DATABASE_URL"'
 
 bench-full: ## the full benchmark (minutes; 100,000-claim backlog): the figures in docs/performance.md
 	CGO_ENABLED=0 $(GO) build -o bin/claimsvc ./cmd/claimsvc
-	$(GO) run ./cmd/claimload --claimsvc bin/claimsvc --full
+	$(SERVICES) --postgres CLAIMSVC_TEST_DATABASE_URL --mosquitto -- sh -c '$(GO) run ./cmd/claimload --claimsvc bin/claimsvc --full --database-url "$$CLAIMSVC_TEST_DATABASE_URL"'

@@ -1,7 +1,9 @@
 // Package deploy holds the deployment files' checks. Docker cannot run on the
 // project's machines, so docker-compose.yml and the Dockerfile are kept
 // correct by review and by these tests, which parse them and check the
-// wiring that a typo would break.
+// wiring that a typo would break. The Helm chart is rendered and validated
+// against the Kubernetes API (helm_test.go), and the alert rules and the
+// dashboard are checked with promtool (monitoring_test.go).
 package deploy
 
 import (

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests need when they are missing: a C
-# toolchain for the firmware's host tests, the 32-bit ARM cross compiler,
-# libcurl and libmosquitto for the firmware simulator, and the Mosquitto and
-# PostgreSQL clients. Quick when everything is already there.
+# Installs the Debian packages the tests and `make demo` need when they are
+# missing: a C toolchain for the firmware's host tests, the 32-bit ARM cross
+# compiler, libcurl and libmosquitto for the firmware simulator, the Mosquitto
+# broker and clients, the PostgreSQL server and client (scripts/services.sh
+# starts a private server from them when none is running), promtool (Debian's
+# prometheus package) for the alert rules, iproute2 (ip netns) and curl for the
+# bare-machine test. Quick when everything is already there.
+#
+# Installing never starts a service: a policy-rc.d denies it for the duration,
+# so neither PostgreSQL nor Prometheus (which would take port 9090) comes up.
 set -euo pipefail
 PKGS=(gcc make pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi
-      libcurl4-openssl-dev libmosquitto-dev mosquitto mosquitto-clients postgresql-client)
+      libcurl4-openssl-dev libmosquitto-dev mosquitto mosquitto-clients
+      postgresql postgresql-client prometheus iproute2 curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,5 +25,10 @@ if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
 fi
 echo "deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\n# scripts/deps.sh: install packages without starting their services\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -44,6 +44,7 @@ func serve(t *testing.T, h http.HandlerFunc) *httptest.Server {
 // TestAPIKeyHeader checks the header of ThingsBoard 4.3+ API keys (docs/thingsboard.md §9): exactly
 // "X-Authorization: ApiKey <key>", no login, no Bearer, and the device name as a query parameter.
 func TestAPIKeyHeader(t *testing.T) {
+	t.Parallel()
 	var logins, calls atomic.Int32
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/auth/login") {
@@ -85,6 +86,7 @@ func TestAPIKeyHeader(t *testing.T) {
 
 // TestSetClaimingDataRequest checks the request of docs/thingsboard.md §3.2 byte for byte.
 func TestSetClaimingDataRequest(t *testing.T) {
+	t.Parallel()
 	id := uuid.NewString()
 	var got string
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
@@ -110,6 +112,7 @@ func TestSetClaimingDataRequest(t *testing.T) {
 // TestDeleteClaimingDataRequest checks TelemetryController's DELETE route:
 // DELETE /api/plugins/telemetry/DEVICE/{id}/SERVER_SCOPE?keys=claimingData, answered 200.
 func TestDeleteClaimingDataRequest(t *testing.T) {
+	t.Parallel()
 	id := uuid.NewString()
 	var got string
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
@@ -139,6 +142,7 @@ func TestDeleteClaimingDataRequest(t *testing.T) {
 }
 
 func TestDeviceJSON(t *testing.T) {
+	t.Parallel()
 	id := uuid.NewString()
 	for _, tc := range []struct {
 		body     string
@@ -164,6 +168,7 @@ func TestDeviceJSON(t *testing.T) {
 
 // TestStatusesAndRetries: 5xx and no answer are retried with backoff, Retries times; 4xx never.
 func TestStatusesAndRetries(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name     string
 		statuses []int // answered in turn; the last one repeats
@@ -183,6 +188,7 @@ func TestStatusesAndRetries(t *testing.T) {
 		{"302", []int{302}, 3, KindBadResponse, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			var n atomic.Int32
 			srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
 				i := int(n.Add(1)) - 1
@@ -214,6 +220,7 @@ func TestStatusesAndRetries(t *testing.T) {
 // TestDeviceAPIAnswers: 200 is nil, 401 an unknown token, 500 (whose body quotes the payload,
 // docs/thingsboard.md §1.3) a server error that keeps no body, and it is retried.
 func TestDeviceAPIAnswers(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
@@ -249,6 +256,7 @@ func TestDeviceAPIAnswers(t *testing.T) {
 
 // TestNoAnswerIsRetried: connections cut before an answer are KindUnreachable and retried.
 func TestNoAnswerIsRetried(t *testing.T) {
+	t.Parallel()
 	var n atomic.Int32
 	srv := serve(t, func(w http.ResponseWriter, _ *http.Request) {
 		if n.Add(1) <= 2 {
@@ -279,6 +287,7 @@ func TestNoAnswerIsRetried(t *testing.T) {
 // TestTimeout: a request that gets no answer within Timeout is KindUnreachable, wraps
 // context.DeadlineExceeded, and is retried; the whole call stays bounded.
 func TestTimeout(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	var n atomic.Int32
 	srv := serve(t, func(_ http.ResponseWriter, r *http.Request) {
@@ -303,6 +312,7 @@ func TestTimeout(t *testing.T) {
 
 // TestCallerContext: the caller's context bounds retries, backoff and the wait for a slot.
 func TestCallerContext(t *testing.T) {
+	t.Parallel()
 	srv := serve(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
 	c := newClient(t, Config{BaseURL: srv.URL, APIKey: testKey, Retries: 10})
 	c.backoffBase, c.backoffMax = 10*time.Second, 10*time.Second
@@ -325,6 +335,7 @@ func TestCallerContext(t *testing.T) {
 // TestConcurrencyBound: never more than MaxConcurrent requests in flight; a call waiting for a
 // slot gives up with its context.
 func TestConcurrencyBound(t *testing.T) {
+	t.Parallel()
 	var inflight, peak atomic.Int32
 	gate := make(chan struct{})
 	srv := serve(t, func(_ http.ResponseWriter, _ *http.Request) {
@@ -376,6 +387,7 @@ func TestConcurrencyBound(t *testing.T) {
 
 // TestKeepAlive: device claims in a row reuse one connection.
 func TestKeepAlive(t *testing.T) {
+	t.Parallel()
 	var conns atomic.Int32
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(_ http.ResponseWriter, _ *http.Request) {}))
 	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
@@ -398,6 +410,7 @@ func TestKeepAlive(t *testing.T) {
 
 // TestRedirectNotFollowed: a redirect is an error and the credential goes nowhere else.
 func TestRedirectNotFollowed(t *testing.T) {
+	t.Parallel()
 	var other atomic.Int32
 	elsewhere := serve(t, func(_ http.ResponseWriter, _ *http.Request) { other.Add(1) })
 	srv := serve(t, func(w http.ResponseWriter, r *http.Request) {
@@ -469,6 +482,7 @@ func (f *fakeTB) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // TestReloginOncePerCall: a JWT that ThingsBoard keeps refusing leads to one new login per call,
 // then KindUnauthorized; never a loop.
 func TestReloginOncePerCall(t *testing.T) {
+	t.Parallel()
 	f := &fakeTB{life: time.Hour, now: time.Now, user: func(w http.ResponseWriter, _ *http.Request, _ string) {
 		w.WriteHeader(http.StatusUnauthorized)
 		_, _ = io.WriteString(w, `{"status":401,"message":"Token has expired","errorCode":11}`)
@@ -490,6 +504,7 @@ func TestReloginOncePerCall(t *testing.T) {
 
 // TestRefreshFailureLogsIn: when the refresh is refused, the Client logs in again.
 func TestRefreshFailureLogsIn(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -521,6 +536,7 @@ func TestRefreshFailureLogsIn(t *testing.T) {
 
 // TestShortLivedJWT: a JWT that lives less than two refresh margins is refreshed at half its life.
 func TestShortLivedJWT(t *testing.T) {
+	t.Parallel()
 	s := newSession()
 	now := time.Unix(1_800_000_000, 0)
 	s.iat, s.exp = now, now.Add(40*time.Second)
@@ -538,6 +554,7 @@ func TestShortLivedJWT(t *testing.T) {
 }
 
 func TestJWTTimes(t *testing.T) {
+	t.Parallel()
 	iat, exp := time.Unix(1_800_000_000, 0), time.Unix(1_800_009_000, 0)
 	gi, ge := jwtTimes(fakeJWT(iat, exp, "x"))
 	if !gi.Equal(iat) || !ge.Equal(exp) {
@@ -553,6 +570,7 @@ func TestJWTTimes(t *testing.T) {
 
 // TestLoginTwoFactor: a login that answers a pre-verification token is an operator problem.
 func TestLoginTwoFactor(t *testing.T) {
+	t.Parallel()
 	f := &fakeTB{now: time.Now, loginBody: `{"token":"eyJx.eyJ5.z","refreshToken":null,"scope":"PRE_VERIFICATION_TOKEN"}`}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -563,6 +581,7 @@ func TestLoginTwoFactor(t *testing.T) {
 }
 
 func TestConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	notPEM := filepath.Join(dir, "not.pem")
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
@@ -604,6 +623,7 @@ func TestConfig(t *testing.T) {
 // TestTLSWithCAFile: an https ThingsBoard with a private CA is trusted through CAFile, and refused
 // without it (once: a certificate error is not retried).
 func TestTLSWithCAFile(t *testing.T) {
+	t.Parallel()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, `{}`) }))
 	t.Cleanup(srv.Close)
 	ca := filepath.Join(t.TempDir(), "ca.pem")

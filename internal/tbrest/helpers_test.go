@@ -145,7 +145,7 @@ func loginJWT(t *testing.T, base, user, password string) string {
 // returns the status, the body, and on SUCCESS the device's new customer id.
 func customerClaim(t *testing.T, base, deviceName, secret string) (int, string, string) {
 	t.Helper()
-	jwt := loginJWT(t, base, "customerA@thingsboard.org", "customer")
+	jwt := loginJWT(t, base, "customerA@thingsboard.org", tbemu.DemoCustomerPassword)
 	st, b := tbCall(t, http.MethodPost, base+"/api/customer/device/"+url.PathEscape(deviceName)+"/claim", jwt,
 		map[string]string{"secretKey": secret})
 	var v struct {
