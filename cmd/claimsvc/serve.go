@@ -111,7 +111,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			"claimable_devices", "DHT11 Demo Device (DHT11_DEMO_TOKEN), Raspberry Pi Demo Device (RASPBERRY_PI_DEMO_TOKEN), "+
 				"Thermostat T1 (T1_TEST_TOKEN), Thermostat T2 (T2_TEST_TOKEN)")
 	}
-	pub, err := mqtt.New(mqtt.Config{URL: mqttURL, CAFile: cfg.MQTTCAFile, ConnectTimeout: cfg.MQTTConnectTimeout, AckTimeout: cfg.MQTTAckTimeout})
+	pub, err := mqtt.New(mqtt.Config{URL: mqttURL, CAFile: cfg.MQTTCAFile, ConnectTimeout: cfg.MQTTConnectTimeout,
+		AckTimeout: cfg.MQTTAckTimeout, ProbeToken: claim.Token(cfg.BrokerProbeToken)})
 	if err != nil {
 		return err
 	}

@@ -11,14 +11,14 @@ import (
 // are opened (decrypted) by the store and live only in memory for the
 // attempt.
 type Job struct {
-	ID           uuid.UUID
-	Lease        uuid.UUID // this lease's id: outcomes are applied only while it still holds
-	Delivery     Delivery
-	DeviceName   string // "" when none was given (required for DeliveryAttribute)
-	Token        Token
-	SecretKey    *Secret
-	DurationMs   *int64
-	Attempt      int // 1 for the first attempt
+	ID         uuid.UUID
+	Lease      uuid.UUID // this lease's id: outcomes are applied only while it still holds
+	Delivery   Delivery
+	DeviceName string // "" when none was given (required for DeliveryAttribute)
+	Token      Token
+	SecretKey  *Secret
+	DurationMs *int64
+	Attempt    int // 1 for the first attempt
 	// Refusals counts the attempts in a row that ThingsBoard answered but
 	// refused (FailRefused), unbroken by any other kind of answer.
 	Refusals     int

@@ -38,6 +38,7 @@ type Config struct {
 	RateLimitToken     Rate     // per device token (by its SHA-256); zero: off
 	TrustedProxies     []string // CIDRs whose X-Forwarded-For names the client
 	BrokerProbe        time.Duration
+	BrokerProbeToken   string        // a device token kept for the probe; "": the probe never logs in
 	LeaseFor           time.Duration // 0: derived from the MQTT timeouts
 	StatsInterval      time.Duration
 	Workers            int
@@ -151,6 +152,9 @@ var settings = []setting{
 	{flag: "broker-probe-interval", env: "CLAIMSVC_BROKER_PROBE_INTERVAL", def: "1s",
 		usage: "while the broker is unreachable, how often to probe it; when it answers, claims held back by the outage are sent at once",
 		apply: func(c *Config, v string) error { return positiveDuration(&c.BrokerProbe, v) }},
+	{flag: "broker-probe-token", env: "CLAIMSVC_BROKER_PROBE_TOKEN", secret: true,
+		usage: "access token of a ThingsBoard device kept for the probe, which then logs in as it (unset: the probe only opens a connection and never logs in, so it never counts against ThingsBoard's per-IP limit on wrong credentials)",
+		apply: func(c *Config, v string) error { c.BrokerProbeToken = v; return nil }},
 	{flag: "lease-duration", env: "CLAIMSVC_LEASE_DURATION",
 		usage: "how long a dispatcher owns a claim it is sending; a crashed replica's claims are sent again after it (unset: 2×(connect+ack timeouts)+30s)",
 		apply: func(c *Config, v string) error {
