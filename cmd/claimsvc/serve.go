@@ -154,6 +154,20 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if tb != nil {
 		defer tb.Close()
 	}
+	deps := []dispatch.Dependency{{Name: health.MQTT, Deliveries: []claim.Delivery{claim.DeliveryMQTT}, Probe: pub}}
+	if tb != nil {
+		probe, err := newRESTProbe(tb, cfg.TB.URL)
+		if err != nil {
+			return err
+		}
+		var restDeliveries []claim.Delivery
+		for _, d := range []claim.Delivery{claim.DeliveryHTTP, claim.DeliveryAttribute} {
+			if senders[d] != nil {
+				restDeliveries = append(restDeliveries, d)
+			}
+		}
+		deps = append(deps, dispatch.Dependency{Name: health.REST, Deliveries: restDeliveries, Probe: probe})
+	}
 	var canceller claimhttp.Canceller = st
 	var tracker *track.Tracker
 	if cfg.TB.REST() {
@@ -167,7 +181,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		AttemptMax:    cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second,
 		ShutdownGrace: cfg.ShutdownTimeout / 2,
 		ProbeInterval: cfg.BrokerProbe, StatsInterval: cfg.StatsInterval,
-		Health: board,
+		Health: board, Dependencies: deps,
 	}, log.With("component", "dispatcher"), m, hub.Done)
 
 	var draining atomic.Bool

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/url"
+	"time"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/config"
@@ -68,4 +71,39 @@ func trackerErr(err error) error {
 		return claim.Failure(claim.FailUnreachable, err)
 	}
 	return claim.Failure(claim.FailTransient, err)
+}
+
+// restProbe tells whether ThingsBoard's HTTP APIs answer, for the breaker of
+// the http and attribute deliveries: an authenticated call when claimsvc has
+// REST credentials, else a TCP connection to ThingsBoard's address.
+type restProbe struct {
+	c    *tbrest.Client
+	addr string // host:port of CLAIMSVC_TB_URL
+}
+
+func newRESTProbe(c *tbrest.Client, base string) (restProbe, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return restProbe{}, err
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return restProbe{c: c, addr: net.JoinHostPort(u.Hostname(), port)}, nil
+}
+
+func (p restProbe) Probe(ctx context.Context) error {
+	if p.c.HasCredentials() {
+		return trackerErr(p.c.Check(ctx))
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return claim.Failure(claim.FailUnreachable, err)
+	}
+	return conn.Close()
 }

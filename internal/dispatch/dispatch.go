@@ -22,12 +22,14 @@ import (
 
 // Store is what the dispatcher needs of the claim store (internal/store).
 type Store interface {
-	Lease(ctx context.Context, n int, leaseFor time.Duration) ([]claim.Job, error)
+	Lease(ctx context.Context, n int, leaseFor time.Duration, deliveries []claim.Delivery) ([]claim.Job, error)
+	Pending(ctx context.Context, deliveries []claim.Delivery) (int64, error)
 	Finish(ctx context.Context, outs []claim.Outcome) (lost []error, err error)
 	Release(ctx context.Context, jobs []claim.Job) error
+	Hold(ctx context.Context, jobs []claim.Job, why string) error
 	ReapExpiredLeases(ctx context.Context) (int64, error)
 	Backlog(ctx context.Context) (claim.Backlog, error)
-	Expedite(ctx context.Context, kind claim.FailureKind) (int64, error)
+	Expedite(ctx context.Context, kind claim.FailureKind, deliveries []claim.Delivery) (int64, error)
 	Listen(ctx context.Context, wake func(), onErr func(error))
 }
 
@@ -67,6 +69,21 @@ type Config struct {
 	// Health receives what attempts show of ThingsBoard's MQTT transport and
 	// REST API [a board of its own].
 	Health *health.Board
+	// Dependencies are what the deliveries depend on, each with its probe:
+	// one circuit breaker each (breaker.go). [the mqtt sender's own probe,
+	// when it has one]
+	Dependencies []Dependency
+	// TrialClaims are sent while a breaker is half-open, before it closes [4].
+	TrialClaims int
+}
+
+// Dependency is a part of ThingsBoard that some deliveries need (its MQTT
+// transport; its HTTP APIs), named as in the health board, with a probe that
+// tells whether it answers without sending a claim.
+type Dependency struct {
+	Name       string
+	Deliveries []claim.Delivery
+	Probe      Prober
 }
 
 func (c *Config) defaults() {
@@ -83,6 +100,9 @@ func (c *Config) defaults() {
 		c.LeaseAhead = c.Workers
 	case c.LeaseAhead < 0:
 		c.LeaseAhead = 0
+	}
+	if c.TrialClaims <= 0 {
+		c.TrialClaims = 4
 	}
 	if c.MaxRefusals <= 0 {
 		c.MaxRefusals = 5
@@ -107,16 +127,15 @@ func (c *Config) defaults() {
 
 // Dispatcher sends pending claims. Create with New, start with Run.
 type Dispatcher struct {
-	store   Store
-	senders Senders
-	cfg     Config
-	log     *slog.Logger
-	metrics *metrics.Metrics
-	onFinal func(uuid.UUID) // told when a claim reaches a final status here
-	wake    chan struct{}
-	// unreachable is signalled after a retry for "broker unreachable" is
-	// stored; watchBroker then probes until the broker answers.
-	unreachable chan struct{}
+	store      Store
+	senders    Senders
+	cfg        Config
+	log        *slog.Logger
+	metrics    *metrics.Metrics
+	onFinal    func(uuid.UUID) // told when a claim reaches a final status here
+	wake       chan struct{}
+	breakers   []*breaker
+	breakerFor map[claim.Delivery]*breaker
 
 	mu            sync.Mutex
 	lastDelivered map[claim.Delivery]time.Time // when ThingsBoard last took a claim, by delivery
@@ -128,8 +147,22 @@ func New(st Store, senders Senders, cfg Config, log *slog.Logger, m *metrics.Met
 	if onFinal == nil {
 		onFinal = func(uuid.UUID) {}
 	}
-	return &Dispatcher{store: st, senders: senders, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
-		wake: make(chan struct{}, 1), unreachable: make(chan struct{}, 1), lastDelivered: map[claim.Delivery]time.Time{}}
+	d := &Dispatcher{store: st, senders: senders, cfg: cfg, log: log, metrics: m, onFinal: onFinal,
+		wake: make(chan struct{}, 1), lastDelivered: map[claim.Delivery]time.Time{}, breakerFor: map[claim.Delivery]*breaker{}}
+	deps := cfg.Dependencies
+	if deps == nil {
+		if p, ok := senders[claim.DeliveryMQTT].(Prober); ok {
+			deps = []Dependency{{Name: health.MQTT, Deliveries: []claim.Delivery{claim.DeliveryMQTT}, Probe: p}}
+		}
+	}
+	for _, dep := range deps {
+		b := newBreaker(dep.Name, dep.Deliveries, dep.Probe, cfg.TrialClaims)
+		d.breakers = append(d.breakers, b)
+		for _, dl := range dep.Deliveries {
+			d.breakerFor[dl] = b
+		}
+	}
+	return d
 }
 
 // Wake asks the dispatcher to look for due claims now.
@@ -144,6 +177,7 @@ func (d *Dispatcher) Wake() {
 type leasedJob struct {
 	claim.Job
 	leaseEnd time.Time // by our clock, a little before the lease's own end
+	trial    bool      // one of a half-open breaker's trial claims
 }
 
 // Run delivers claims until ctx ends. Then it stops leasing, lets attempts
@@ -168,7 +202,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	})
 	bg.Go(func() { d.every(ctx, d.cfg.ReapInterval, d.reap) })
 	bg.Go(func() { d.every(ctx, d.cfg.StatsInterval, d.stats) })
-	bg.Go(func() { d.watchBroker(ctx) })
+	for _, b := range d.breakers {
+		bg.Go(func() { d.probe(ctx, b) })
+	}
 
 	rep := newReporter(d.store, d.log, d.cfg.ReportBatch)
 	var reporting sync.WaitGroup
@@ -187,9 +223,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		workers.Go(func() {
 			var unsent []claim.Job
 			for job := range jobs {
+				held, since := d.held(job.Delivery)
 				switch {
 				case ctx.Err() != nil: // shutting down: not started, handed back below
 					unsent = append(unsent, job.Job)
+				case held: // its dependency stopped answering since it was leased
+					d.hold([]claim.Job{job.Job}, since)
 				case time.Until(job.leaseEnd) < d.cfg.AttemptMax: // waited too long: the lease might end mid-attempt
 					d.release([]claim.Job{job.Job})
 				default:
@@ -225,27 +264,11 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- leasedJob, slots chan
 		// that would idle (nothing waits) gets a lease at once.
 		free := len(slots)
 		if free > 0 && ctx.Err() == nil && (len(jobs) == 0 || free >= d.cfg.LeaseAhead/2) {
-			// Not cancelled by shutdown: a lease cut off mid-query may have
-			// committed, and rows we never saw would stay leased until expiry.
-			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			leaseEnd := time.Now().Add(d.cfg.LeaseFor)
-			leased, err := d.store.Lease(lctx, free, d.cfg.LeaseFor)
-			cancel()
-			switch {
-			case errors.Is(err, claim.ErrCannotDecrypt):
-				d.log.Error("leased claims this process cannot decrypt; handed them back", "err", err)
-			case err != nil:
-				d.log.Warn("cannot lease claims; will retry", "err", err)
-			}
-			if ctx.Err() != nil {
-				d.release(leased)
+			full, stop := d.leaseInto(ctx, free, jobs, slots)
+			if stop {
 				return
 			}
-			for _, job := range leased {
-				<-slots // there are free ones: only this loop takes them
-				jobs <- leasedJob{Job: job, leaseEnd: leaseEnd}
-			}
-			if len(leased) == free && free > 0 {
+			if full {
 				continue // more may be due
 			}
 		}
@@ -256,6 +279,76 @@ func (d *Dispatcher) loop(ctx context.Context, jobs chan<- leasedJob, slots chan
 		case <-poll.C:
 		}
 	}
+}
+
+// leaseInto leases up to free due claims of the deliveries whose breakers let
+// them through (all of a closed breaker's, a few trial claims of a
+// half-open one's, none of an open one's) and queues them. full: every free
+// slot was filled; stop: shutdown began.
+func (d *Dispatcher) leaseInto(ctx context.Context, free int, jobs chan<- leasedJob, slots chan struct{}) (full, stop bool) {
+	allowed := make([]claim.Delivery, 0, len(d.senders))
+	type trial struct {
+		b *breaker
+		n int
+	}
+	var trials []trial
+	for dl := range d.senders {
+		if d.breakerFor[dl] == nil {
+			allowed = append(allowed, dl)
+		}
+	}
+	for _, b := range d.breakers {
+		switch all, n := b.allowance(); {
+		case all:
+			allowed = append(allowed, b.deliveries...)
+		case n > 0:
+			trials = append(trials, trial{b, n})
+		}
+	}
+	queue := func(n int, deliveries []claim.Delivery, isTrial bool) int {
+		if n <= 0 || len(deliveries) == 0 {
+			return 0
+		}
+		// Not cancelled by shutdown: a lease cut off mid-query may have
+		// committed, and rows we never saw would stay leased until expiry.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		leaseEnd := time.Now().Add(d.cfg.LeaseFor)
+		leased, err := d.store.Lease(lctx, n, d.cfg.LeaseFor, deliveries)
+		cancel()
+		switch {
+		case errors.Is(err, claim.ErrCannotDecrypt):
+			d.log.Error("leased claims this process cannot decrypt; handed them back", "err", err)
+		case err != nil:
+			d.log.Warn("cannot lease claims; will retry", "err", err)
+		}
+		if ctx.Err() != nil {
+			d.release(leased)
+			stop = true
+			return 0
+		}
+		for _, job := range leased {
+			<-slots // there are free ones: only this loop takes them
+			jobs <- leasedJob{Job: job, leaseEnd: leaseEnd, trial: isTrial}
+		}
+		return len(leased)
+	}
+	got := queue(free, allowed, false)
+	for _, t := range trials {
+		if stop {
+			break
+		}
+		ask := min(free-got, t.n)
+		if ask <= 0 {
+			break
+		}
+		n := queue(ask, t.b.deliveries, true)
+		t.b.leased(n)
+		got += n
+		if n == 0 && t.b.idle() { // nothing to try: the probe's answer decides
+			d.recovered(ctx, t.b)
+		}
+	}
+	return got == free, stop
 }
 
 func (d *Dispatcher) release(jobs []claim.Job) {
@@ -316,10 +409,24 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 			log.Error("claim failed: ThingsBoard keeps refusing it while it takes other claims", "err", refused)
 		default:
 			next := min(Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax), d.cfg.MaxPendingAge-age)
-			out = claim.OutcomeOf(job, claim.OutcomeRetry, err, next)
-			if claim.KindOf(err) == claim.FailUnreachable {
-				landed = d.brokerUnreachable // after the retry is stored, so the next expedite covers it
+			if b := d.breakerFor[job.Delivery]; b != nil && claim.KindOf(err) == claim.FailUnreachable {
+				// Held, not retried on its own backoff: sent again when the
+				// breaker closes. Said once, in this attempt's event.
+				_, since := b.isOpen()
+				if since.IsZero() {
+					since = time.Now()
+				}
+				err = claim.FailureFor(claim.FailUnreachable, claim.ReasonOf(err), fmt.Errorf(
+					"held: %s unreachable since %s; sent again as soon as it answers: %w", b.dep, stamp(since), err))
+				// A report that lands after the breaker closed again missed
+				// that expedite: expedite again.
+				landed = func() {
+					if open, _ := b.isOpen(); !open {
+						d.expedite(context.Background(), b)
+					}
+				}
 			}
+			out = claim.OutcomeOf(job, claim.OutcomeRetry, err, next)
 			log.Warn("claim not delivered; will retry", "err", err, "retry_in", next.Round(time.Millisecond))
 		}
 	}
@@ -329,6 +436,14 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 		d.sawDelivered(job.Delivery)
 	}
 	d.sawDependency(job.Delivery, err)
+	if b := d.breakerFor[job.Delivery]; b != nil {
+		switch b.outcome(err, lj.trial, time.Now()) {
+		case opened:
+			d.tripped(b, err)
+		case closedAgain:
+			d.recovered(context.WithoutCancel(ctx), b)
+		}
+	}
 	d.metrics.AttemptDuration.WithLabelValues(string(out.Kind)).Observe(time.Since(start).Seconds())
 	d.metrics.Deliveries.WithLabelValues(string(out.Kind)).Inc()
 	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
@@ -400,60 +515,95 @@ func (d *Dispatcher) send(ctx context.Context, job claim.Job) (claim.Receipt, er
 	return s.Send(ctx, job)
 }
 
-// brokerUnreachable starts watchBroker's probing, unless it is already on.
-func (d *Dispatcher) brokerUnreachable() {
-	select {
-	case d.unreachable <- struct{}{}:
-	default:
+// held reports whether claims of delivery are held by an open breaker, and
+// since when.
+func (d *Dispatcher) held(delivery claim.Delivery) (bool, time.Time) {
+	if b := d.breakerFor[delivery]; b != nil {
+		return b.isOpen()
 	}
+	return false, time.Time{}
 }
 
-// watchBroker handles broker outages. Claims that fail because the broker
-// does not answer back off like any other failure (up to BackoffMax), which
-// would leave most of an outage's backlog waiting minutes after the broker
-// returns. So after such a failure, this probes the broker every
-// ProbeInterval, and once it answers makes every claim held back by the
-// outage due at once. A failure stored after that starts another round, so
-// no claim is left behind by a race with the recovery.
-func (d *Dispatcher) watchBroker(ctx context.Context) {
-	p, ok := d.senders[claim.DeliveryMQTT].(Prober)
-	if !ok {
+// hold hands back claims leased before their dependency stopped answering,
+// unsent and uncounted, saying so once in each claim's audit trail.
+func (d *Dispatcher) hold(jobs []claim.Job, since time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	why := "held: ThingsBoard unreachable since " + stamp(since) + "; sent as soon as it answers"
+	if err := d.store.Hold(ctx, jobs, why); err != nil {
+		d.log.Warn("cannot hand back held claims; their leases expire by themselves", "claims", len(jobs), "err", err)
 		return
 	}
+	d.metrics.Deliveries.WithLabelValues("held").Add(float64(len(jobs)))
+}
+
+// tripped: b's dependency stopped answering. Its claims are held from now
+// on; its probe starts.
+func (d *Dispatcher) tripped(b *breaker, err error) {
+	d.cfg.Health.Set(b.dep, false, "unreachable: "+err.Error())
+	d.log.Warn("ThingsBoard does not answer: holding its claims and probing it", "dependency", b.dep,
+		"deliveries", b.deliveries, "every", d.cfg.ProbeInterval, "err", err)
+}
+
+// recovered: b closed again after an outage. Everything held goes out now.
+func (d *Dispatcher) recovered(ctx context.Context, b *breaker) {
+	d.cfg.Health.Set(b.dep, true, "")
+	_, since := b.isOpen()
+	n := d.expedite(ctx, b)
+	held, _ := d.store.Pending(ctx, b.deliveries)
+	d.log.Info("ThingsBoard answers again: sending the claims held by the outage", "dependency", b.dep,
+		"outage", time.Since(since).Round(time.Millisecond), "held_claims", held, "rescheduled", n)
+	d.Wake()
+}
+
+// expedite makes b's claims that failed for want of an answer due now.
+func (d *Dispatcher) expedite(ctx context.Context, b *breaker) int64 {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := d.store.Expedite(ctx, claim.FailUnreachable, b.deliveries)
+	if err != nil {
+		d.log.Warn("claims held by an outage could not be rescheduled; they wait for their backoff", "dependency", b.dep, "err", err)
+	}
+	return n
+}
+
+// probe watches b: while it is open, it probes the dependency every
+// ProbeInterval, and when the dependency answers, lets the breaker half-open
+// (trial claims first, every held claim due at once).
+func (d *Dispatcher) probe(ctx context.Context, b *breaker) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-d.unreachable:
+		case <-b.tripped:
 		}
-		down := time.Now()
-		d.log.Warn("the broker does not answer; probing it", "every", d.cfg.ProbeInterval)
-		for up := false; !up; {
+		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(d.cfg.ProbeInterval):
 			}
-			err := p.Probe(ctx)
-			up = claim.KindOf(err) != claim.FailUnreachable
-			if err != nil && up {
-				d.log.Error("the broker answers, but refuses the probe's device", "err", err)
+			err := b.probe.Probe(ctx)
+			if ctx.Err() != nil {
+				return
 			}
+			if claim.KindOf(err) == claim.FailUnreachable {
+				continue
+			}
+			if err != nil {
+				d.log.Error("ThingsBoard answers, but refuses the probe", "dependency", b.dep, "err", err)
+			}
+			break
 		}
-		d.cfg.Health.Set(health.MQTT, true, "")
-		select { // failures stored until now are covered by this expedite
-		case <-d.unreachable:
-		default:
+		if b.probed() {
+			d.log.Info("ThingsBoard answers the probe: trying a few held claims first", "dependency", b.dep, "trial", b.trial)
+			d.expedite(context.WithoutCancel(ctx), b)
+			d.Wake()
 		}
-		n, err := d.store.Expedite(ctx, claim.FailUnreachable)
-		if err != nil {
-			d.log.Warn("the broker answers again, but held-back claims could not be rescheduled; they wait for their backoff", "err", err)
-			continue
-		}
-		d.log.Info("the broker answers again; sending the claims held back by the outage", "claims", n, "probing_for", time.Since(down).Round(time.Millisecond))
-		d.Wake()
 	}
 }
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // Backoff is the delay before retry number attempt (1-based): exponential
 // from min to max with full jitter, never below min.

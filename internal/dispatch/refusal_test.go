@@ -56,18 +56,21 @@ func TestRefusedForAProfileReasonFailsEarly(t *testing.T) {
 	go func() { _ = d.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 
-	stop := make(chan struct{})
-	defer close(stop)
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	fed := make(chan struct{})
+	defer func() { stopFeed(); <-fed }()
 	go func() { // other devices' claims keep getting through meanwhile
+		defer close(fed)
 		for i := 0; ; i++ {
 			select {
-			case <-stop:
+			case <-feedCtx.Done():
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
-			name := fmt.Sprintf("good-%d", i)
-			if _, err := emu.AddDevice(name, "TOKEN_GOOD_"+fmt.Sprint(i)); err == nil {
-				create(t, s, "TOKEN_GOOD_"+fmt.Sprint(i), "k", 1000)
+			token := fmt.Sprintf("TOKEN_GOOD_%d", i)
+			if _, err := emu.AddDevice(fmt.Sprintf("good-%d", i), token); err == nil {
+				sk, dur := claim.Secret("k"), int64(1000)
+				_, _ = s.Create(feedCtx, claim.Request{Token: claim.Token(token), SecretKey: &sk, DurationMs: &dur}, 24*time.Hour)
 			}
 		}
 	}()

@@ -23,7 +23,7 @@ func leaseN(t *testing.T, s *store.Store, n int) []claim.Job {
 			t.Fatal(err)
 		}
 	}
-	jobs, err := s.Lease(t.Context(), n, time.Minute)
+	jobs, err := s.Lease(t.Context(), n, time.Minute, nil)
 	if err != nil || len(jobs) != n {
 		t.Fatalf("leased %d of %d: %v", len(jobs), n, err)
 	}

@@ -3,6 +3,7 @@ package faulttest
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -67,12 +68,14 @@ func (s *subscriber) deliveries() map[string]int {
 	return out
 }
 
-// TestBrokerOutage stops the test's own Mosquitto for a while under load.
-// Intake keeps answering 2xx, the backlog gauges rise, and once the broker
-// is back every claim reaches it within 10 s (the dispatcher probes the
-// broker and sends the claims held back by the outage at once, instead of
-// leaving them to a backoff of up to 5 minutes); goroutines and open files
-// stay bounded by the worker count, whatever the backlog.
+// TestBrokerOutage stops the test's own Mosquitto for 20 s under load.
+// Intake keeps answering 2xx at the capacity it has with a healthy broker
+// (within 15 %, measured in the same run), the backlog gauges rise, and the
+// outage costs nothing per claim: the dispatcher's breaker holds the claims
+// (no lease, no attempt, at most one attempt event per claim) and only its
+// probe touches the broker. Once the broker is back every claim reaches it
+// within 10 s (trial claims first, then everything held at once);
+// goroutines and open files stay bounded by the worker count.
 func TestBrokerOutage(t *testing.T) {
 	t.Parallel()
 	b := mosquittotest.Start(t, mosquittotest.Options{Persistence: true})
@@ -87,18 +90,31 @@ func TestBrokerOutage(t *testing.T) {
 	go func() { ld.run(ctx, 4, 25*time.Millisecond, time.Minute); close(loadDone) }()
 
 	time.Sleep(2 * time.Second)
+	healthy := ld.burst(8, 2*time.Second, "HEALTHY")
 	baseGoroutines, baseFDs := svc.metric("go_goroutines"), svc.metric("process_open_fds")
-	outage := pick(8*time.Second, 30*time.Second)
+	outage := pick(20*time.Second, 60*time.Second)
 	b.Terminate()
 	down := time.Now()
-	var maxPending, maxAge, maxGoroutines, maxFDs float64
+	if err := eventually(5*time.Second, func() bool { return svc.metric("claimsvc_broker_up") == 0 }); err != nil {
+		t.Errorf("claimsvc_broker_up did not drop to 0: %v", err)
+	}
+	time.Sleep(time.Second) // the attempts in flight when the broker went away are over
+	attemptsAtTrip := svc.sum(t, env["CLAIMSVC_DATABASE_URL"], `SELECT coalesce(sum(attempts), 0) FROM claims`)
+	ready := svc.body("/readyz")
+	var maxPending, maxAge, maxGoroutines, maxFDs, inOutage float64
 	for time.Since(down) < outage {
 		maxPending = max(maxPending, svc.metric("claimsvc_pending_claims"))
 		maxAge = max(maxAge, svc.metric("claimsvc_oldest_pending_age_seconds"))
 		maxGoroutines = max(maxGoroutines, svc.metric("go_goroutines"))
 		maxFDs = max(maxFDs, svc.metric("process_open_fds"))
+		if inOutage == 0 && time.Since(down) > outage/2 {
+			inOutage = ld.burst(8, 2*time.Second, "OUTAGE")
+		}
 		time.Sleep(250 * time.Millisecond)
 	}
+	attemptsAtReturn := svc.sum(t, env["CLAIMSVC_DATABASE_URL"], `SELECT coalesce(sum(attempts), 0) FROM claims`)
+	maxAttemptEvents := svc.sum(t, env["CLAIMSVC_DATABASE_URL"], `SELECT coalesce(max(n), 0) FROM (
+		SELECT count(*) AS n FROM claim_events WHERE kind = 'attempt' AND at > $1 GROUP BY claim_id) e`, down)
 	acceptedDuring, statusesDuring := ld.snapshot()
 	b.Restart()
 	back := time.Now()
@@ -123,9 +139,30 @@ func TestBrokerOutage(t *testing.T) {
 	sub.mu.Unlock()
 	time.Sleep(3 * time.Second) // settle: attempts over, idle connections closed
 	afterGoroutines, afterFDs := svc.metric("go_goroutines"), svc.metric("process_open_fds")
-	t.Logf("figures: outage=%s accepted=%d accepted_before_return=%d lost=%d duplicates=%d backlog_delivered_within=%s max_pending=%.0f max_oldest_age=%.1fs goroutines=%.0f/%.0f/%.0f fds=%.0f/%.0f/%.0f statuses=%v",
+	t.Logf("figures: outage=%s accepted=%d accepted_before_return=%d lost=%d duplicates=%d backlog_delivered_within=%s max_pending=%.0f max_oldest_age=%.1fs goroutines=%.0f/%.0f/%.0f fds=%.0f/%.0f/%.0f statuses=%v intake_healthy=%.0f/s intake_in_outage=%.0f/s attempts_during_outage=%.0f max_attempt_events_per_claim=%.0f",
 		outage, len(accepted), len(acceptedDuring), len(missing), duplicates(accepted, sub.deliveries()), lastBacklog.Round(time.Millisecond),
-		maxPending, maxAge, baseGoroutines, maxGoroutines, afterGoroutines, baseFDs, maxFDs, afterFDs, statuses)
+		maxPending, maxAge, baseGoroutines, maxGoroutines, afterGoroutines, baseFDs, maxFDs, afterFDs, statuses,
+		healthy, inOutage, attemptsAtReturn-attemptsAtTrip, maxAttemptEvents)
+
+	if attemptsAtReturn-attemptsAtTrip > 3 {
+		t.Errorf("%.0f attempts during the outage: the breaker should hold every claim (only the probe touches the broker)", attemptsAtReturn-attemptsAtTrip)
+	}
+	if maxAttemptEvents > 1 {
+		t.Errorf("a claim got %.0f attempt events during the outage, want at most 1", maxAttemptEvents)
+	}
+	if inOutage < 0.85*healthy {
+		t.Errorf("intake capacity fell from %.0f/s (healthy broker) to %.0f/s during the outage, more than 15 %%", healthy, inOutage)
+	}
+	if !strings.Contains(ready, `"mqtt":{"up":false`) {
+		t.Errorf("/readyz does not show the broker down during the outage: %s", ready)
+	}
+	if up := svc.metric("claimsvc_broker_up"); up != 1 {
+		t.Errorf("claimsvc_broker_up = %v after the broker returned", up)
+	}
+	log := svc.out.String()
+	if !strings.Contains(log, "ThingsBoard does not answer: holding its claims") || !strings.Contains(log, "held_claims=") {
+		t.Errorf("the log does not say when the outage began and ended, with the claims held:\n%s", tail(log, 3000))
+	}
 
 	if statusesDuring[503] > 0 || statuses[503] > 0 || statuses[0] > 0 {
 		t.Errorf("intake did not keep answering 2xx during the broker outage: %v", statuses)

@@ -24,11 +24,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/claimsvc/claimsvc/internal/syncbuf"
+	"github.com/jackc/pgx/v5"
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -207,6 +209,33 @@ func (s *service) metric(name string) float64 {
 	return -1
 }
 
+// body returns the body of GET path ("" when the service does not answer).
+func (s *service) body(path string) string {
+	c := http.Client{Timeout: 2 * time.Second}
+	res, err := c.Get(s.url() + path)
+	if err != nil {
+		return ""
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return string(b)
+}
+
+// sum runs a query returning one number on the service's database.
+func (s *service) sum(t *testing.T, dbURL, query string, args ...any) float64 {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var v float64
+	if err := conn.QueryRow(t.Context(), query, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return v
+}
+
 // recorder is an MQTT broker in the test process (mochi) that counts the
 // claims it receives per device token (the MQTT username) and notices when
 // two connections with the same client id (claimsvc-{claim id}) are open at
@@ -364,6 +393,30 @@ func (l *load) run(ctx context.Context, workers int, interval, giveUp time.Durat
 		})
 	}
 	wg.Wait()
+}
+
+// burst sends claims from workers clients as fast as each gets answers, for
+// d, and returns the claims accepted per second: intake capacity.
+func (l *load) burst(workers int, d time.Duration, tag string) float64 {
+	var n sync.WaitGroup
+	var count atomic.Int64
+	start := time.Now()
+	for w := range workers {
+		n.Go(func() {
+			for i := 0; time.Since(start) < d; i++ {
+				token := fmt.Sprintf("%s_%s_%02d_%06d", l.prefix, tag, w, i)
+				l.claim(token, 5*time.Second)
+				l.mu.Lock()
+				_, ok := l.accepted[token]
+				l.mu.Unlock()
+				if ok {
+					count.Add(1)
+				}
+			}
+		})
+	}
+	n.Wait()
+	return float64(count.Load()) / time.Since(start).Seconds()
 }
 
 func (l *load) claim(token string, giveUp time.Duration) {

@@ -23,7 +23,7 @@ func TestFinishBatchFencesEachRow(t *testing.T) {
 		}
 		ids[name] = c.Claim
 	}
-	jobs, err := s.Lease(ctx, 10, time.Minute)
+	jobs, err := s.Lease(ctx, 10, time.Minute, nil)
 	if err != nil || len(jobs) != 5 {
 		t.Fatalf("lease: %d %v", len(jobs), err)
 	}

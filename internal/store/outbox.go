@@ -21,19 +21,24 @@ import (
 // A claim this process cannot decrypt (its data key is missing or differs
 // from the one that sealed the row) is handed back for a minute, for a
 // replica that can, and reported in the error: it is never failed for it.
-func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration) ([]claim.Job, error) {
+//
+// deliveries limits the lease to claims of these deliveries (nil: all), for
+// a dispatcher that holds back the claims of a dependency that does not
+// answer.
+func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration, deliveries []claim.Delivery) ([]claim.Job, error) {
 	rows, err := s.outbox.Query(ctx, `UPDATE claims c
 		SET lease_owner = gen_random_uuid(), lease_until = now() + $1::interval, attempts = attempts + 1, updated_at = now()
 		FROM (SELECT id FROM claims
 		      WHERE status = 'pending' AND next_attempt_at <= now()
 		        AND (lease_until IS NULL OR lease_until < now())
+		        AND ($3::text[] IS NULL OR delivery = ANY($3))
 		      ORDER BY next_attempt_at
 		      LIMIT $2
 		      FOR UPDATE SKIP LOCKED) due
 		WHERE c.id = due.id
 		RETURNING c.id, c.lease_owner, c.delivery, coalesce(c.device_name, ''), c.token, c.secret, c.duration_ms,
 		          c.attempts, c.refusals, c.created_at, c.pending_since`,
-		leaseFor, n)
+		leaseFor, n, deliveryNames(deliveries))
 	if err != nil {
 		return nil, dbErr("lease", err)
 	}
@@ -165,6 +170,32 @@ func (s *Store) Finish(ctx context.Context, outs []claim.Outcome) (lost []error,
 // dispatcher that stops before sending them. They are due at once.
 func (s *Store) Release(ctx context.Context, jobs []claim.Job) error {
 	return s.release(ctx, jobs, 0, "dispatcher stopped before sending")
+}
+
+// Hold gives leased claims back unsent and uncounted because what they need
+// does not answer; why goes into their audit trail.
+func (s *Store) Hold(ctx context.Context, jobs []claim.Job, why string) error {
+	return s.release(ctx, jobs, 0, why)
+}
+
+// Pending counts pending claims of these deliveries (nil: all).
+func (s *Store) Pending(ctx context.Context, deliveries []claim.Delivery) (int64, error) {
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM claims WHERE status = 'pending' AND ($1::text[] IS NULL OR delivery = ANY($1))`,
+		deliveryNames(deliveries)).Scan(&n)
+	return n, dbErr("pending", err)
+}
+
+// deliveryNames is deliveries as SQL text[] (nil: no filter).
+func deliveryNames(deliveries []claim.Delivery) []string {
+	if deliveries == nil {
+		return nil
+	}
+	out := make([]string, len(deliveries))
+	for i, d := range deliveries {
+		out[i] = string(d)
+	}
+	return out
 }
 
 func (s *Store) release(ctx context.Context, jobs []claim.Job, after time.Duration, why string) error {

@@ -105,7 +105,7 @@ func TestDeliveredClaimHoldsForTheWindow(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, nil)
 	c, _ := s.Create(ctx, req("TOKEN_CCCCCCCCCC", "s1", 0), hold)
-	jobs, err := s.Lease(ctx, 10, time.Minute)
+	jobs, err := s.Lease(ctx, 10, time.Minute, nil)
 	if err != nil || len(jobs) != 1 || jobs[0].ID != c.Claim.ID {
 		t.Fatalf("lease: %v %v", jobs, err)
 	}
@@ -163,7 +163,7 @@ func TestLeaseIsExclusiveAcrossDispatchers(t *testing.T) {
 		owner := uuid.New()
 		wg.Go(func() {
 			for range 100 {
-				jobs, err := s.Lease(ctx, 7, time.Minute)
+				jobs, err := s.Lease(ctx, 7, time.Minute, nil)
 				if err != nil {
 					t.Error(err)
 					return
@@ -204,20 +204,20 @@ func TestOutcomesEraseSecretsAndFenceOldOwners(t *testing.T) {
 		t.Fatalf("token or secret in clear: %s", raw)
 	}
 
-	jobs, _ := s.Lease(ctx, 1, 50*time.Millisecond)
+	jobs, _ := s.Lease(ctx, 1, 50*time.Millisecond, nil)
 	first := jobs
 	if len(jobs) != 1 || jobs[0].Token != "TOKEN_FFFFFFFFFF_PLAIN" || *jobs[0].SecretKey != "SECRET_PLAIN_TEXT" || jobs[0].Attempt != 1 {
 		t.Fatalf("lease: %+v", jobs)
 	}
 	// Still leased: nobody else gets it.
-	if j, _ := s.Lease(ctx, 1, time.Minute); len(j) != 0 {
+	if j, _ := s.Lease(ctx, 1, time.Minute, nil); len(j) != 0 {
 		t.Fatal("leased twice")
 	}
 	time.Sleep(100 * time.Millisecond)
 	if n, err := s.ReapExpiredLeases(ctx); err != nil || n != 1 {
 		t.Fatalf("reap: %d %v", n, err)
 	}
-	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	jobs, _ = s.Lease(ctx, 1, time.Minute, nil)
 	if len(jobs) != 1 || jobs[0].Attempt != 2 || jobs[0].Lease == first[0].Lease {
 		t.Fatalf("re-lease: %+v", jobs)
 	}
@@ -260,7 +260,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, nil)
 	rej, _ := s.Create(ctx, req("TOKEN_GGGGGGGGGG", "", 0), hold)
-	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	jobs, _ := s.Lease(ctx, 1, time.Minute, nil)
 	if err := reject(t, s, jobs[0], "CONNACK 5: not authorised"); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	}
 
 	f, _ := s.Create(ctx, req("TOKEN_HHHHHHHHHH", "s", 0), hold)
-	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	jobs, _ = s.Lease(ctx, 1, time.Minute, nil)
 	if err := retryLater(t, s, jobs[0], time.Hour, "connection refused"); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestRejectRetryFailCancel(t *testing.T) {
 	}
 
 	g, _ := s.Create(ctx, req("TOKEN_IIIIIIIIII", "s", 0), hold)
-	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	jobs, _ = s.Lease(ctx, 1, time.Minute, nil)
 	if _, err := s.Cancel(ctx, g.Claim.ID); claim.ErrorCode(err) != claim.CodeConflict {
 		t.Fatalf("cancel while being sent: %v", err)
 	}
@@ -391,7 +391,7 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 	if err := withKey.CheckDataKey(ctx); err != nil {
 		t.Fatalf("start-up check with the key: %v", err)
 	}
-	jobs, err := noKey.Lease(ctx, 10, time.Minute)
+	jobs, err := noKey.Lease(ctx, 10, time.Minute, nil)
 	if !errors.Is(err, claim.ErrCannotDecrypt) || len(jobs) != 0 {
 		t.Fatalf("lease without the key: %v %v", jobs, err)
 	}
@@ -403,7 +403,7 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 	if _, err := withKey.Pool().Exec(ctx, `UPDATE claims SET next_attempt_at = now()`); err != nil {
 		t.Fatal(err)
 	}
-	if jobs, err := withKey.Lease(ctx, 10, time.Minute); err != nil || len(jobs) != 1 || jobs[0].Token != "TOKEN_LLLLLLLLLL" {
+	if jobs, err := withKey.Lease(ctx, 10, time.Minute, nil); err != nil || len(jobs) != 1 || jobs[0].Token != "TOKEN_LLLLLLLLLL" {
 		t.Fatalf("lease with the key: %v %v", jobs, err)
 	}
 }
@@ -415,7 +415,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, nil)
 	a, _ := s.Create(ctx, req("TOKEN_MMMMMMMMMM", "a", 0), hold)
-	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	jobs, _ := s.Lease(ctx, 1, time.Minute, nil)
 	if err := fail(t, s, jobs[0], "gave up"); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	jobs, _ = s.Lease(ctx, 1, time.Minute, nil)
 	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ func TestAttributeClaimIsTrackedUntilClaimed(t *testing.T) {
 	if err != nil || c.Claim.Delivery != claim.DeliveryAttribute || c.Claim.DeviceName != "Sensor 1" {
 		t.Fatalf("create: %+v %v", c, err)
 	}
-	jobs, err := s.Lease(ctx, 1, time.Minute)
+	jobs, err := s.Lease(ctx, 1, time.Minute, nil)
 	if err != nil || len(jobs) != 1 || jobs[0].Delivery != claim.DeliveryAttribute || jobs[0].DeviceName != "Sensor 1" {
 		t.Fatalf("lease: %+v %v", jobs, err)
 	}
@@ -100,7 +100,7 @@ func TestTrackingNotesAMissingDeviceOnce(t *testing.T) {
 	r := req("TOKEN_TRACK_0002", "k", 1000)
 	r.DeviceName = "No Such Device"
 	c, _ := s.Create(ctx, r, hold)
-	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	jobs, _ := s.Lease(ctx, 1, time.Minute, nil)
 	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestAttributeClaimSupersedes(t *testing.T) {
 	ctx := t.Context()
 	s := newStore(t, nil)
 	a, _ := s.Create(ctx, attrReq("TOKEN_TRACK_0003", "a", "Sensor 3", 60000), hold)
-	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	jobs, _ := s.Lease(ctx, 1, time.Minute, nil)
 	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func TestAttributeClaimSupersedes(t *testing.T) {
 		t.Fatalf("events %v", k)
 	}
 	// b is being sent when c arrives.
-	jobs, _ = s.Lease(ctx, 1, time.Minute)
+	jobs, _ = s.Lease(ctx, 1, time.Minute, nil)
 	if len(jobs) != 1 || jobs[0].ID != b.Claim.ID {
 		t.Fatalf("lease b: %+v", jobs)
 	}
@@ -182,7 +182,7 @@ func TestRevokeAttributeClaim(t *testing.T) {
 	if _, ok, _ := s.RevokeTarget(ctx, c.Claim.ID); ok {
 		t.Fatal("a pending claim is not revoked but cancelled")
 	}
-	jobs, _ := s.Lease(ctx, 1, time.Minute)
+	jobs, _ := s.Lease(ctx, 1, time.Minute, nil)
 	out := claim.OutcomeOf(jobs[0], claim.OutcomeDelivered, nil, 0)
 	dev := uuid.NewString()
 	out.Receipt.DeviceID = dev

@@ -96,7 +96,13 @@ func (t *Tracker) Run(ctx context.Context) error {
 	defer pace.Stop()
 	idle := min(t.cfg.Every/2, 10*time.Second)
 	for ctx.Err() == nil {
-		due, err := t.store.DueForLook(ctx, t.cfg.Batch, t.cfg.Every)
+		// While ThingsBoard's REST API does not answer, one look per round
+		// is the probe: nothing more is sent until it answers again.
+		batch := t.cfg.Batch
+		if st, ok := t.health.Get(health.REST); ok && !st.Up {
+			batch = 1
+		}
+		due, err := t.store.DueForLook(ctx, batch, t.cfg.Every)
 		if err != nil && ctx.Err() == nil {
 			t.log.Warn("cannot read the claims to look at; trying again", "err", err)
 		}

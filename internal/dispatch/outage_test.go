@@ -1,0 +1,130 @@
+package dispatch_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/dispatch"
+	"github.com/claimsvc/claimsvc/internal/health"
+	"github.com/claimsvc/claimsvc/internal/metrics"
+	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
+)
+
+var errDown = claim.Failure(claim.FailUnreachable, errors.New("connection refused"))
+
+// fakeDependency is a sender and its probe whose dependency can be switched
+// off and on.
+type fakeDependency struct {
+	down   chan bool // buffered 1: the current state
+	probes chan struct{}
+}
+
+func newFake() *fakeDependency {
+	f := &fakeDependency{down: make(chan bool, 1), probes: make(chan struct{}, 1000)}
+	f.down <- false
+	return f
+}
+
+func (f *fakeDependency) isDown() bool  { d := <-f.down; f.down <- d; return d }
+func (f *fakeDependency) set(down bool) { <-f.down; f.down <- down }
+
+func (f *fakeDependency) Send(context.Context, claim.Job) (claim.Receipt, error) {
+	if f.isDown() {
+		return claim.Receipt{}, errDown
+	}
+	return claim.Receipt{}, nil
+}
+
+func (f *fakeDependency) Probe(context.Context) error {
+	f.probes <- struct{}{}
+	if f.isDown() {
+		return errDown
+	}
+	return nil
+}
+
+// One breaker per dependency: while ThingsBoard's HTTP APIs do not answer,
+// their claims are held (one attempt for the claim that found out, none for
+// the claims that came after, only the probe touches the dependency), MQTT
+// claims go on, and when the probe gets an answer everything held goes out.
+func TestBreakerHoldsOneDependencyOnly(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	b := mqtttest.Start(t, "127.0.0.1:0", nil)
+	rest := newFake()
+	board := health.New(nil)
+	cfg := fastConfig()
+	cfg.ProbeInterval, cfg.Health = 100*time.Millisecond, board
+	pub := publisher(t, b.URL())
+	cfg.Dependencies = []dispatch.Dependency{
+		{Name: health.MQTT, Deliveries: []claim.Delivery{claim.DeliveryMQTT}, Probe: pub},
+		{Name: health.REST, Deliveries: []claim.Delivery{claim.DeliveryHTTP}, Probe: rest},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: pub, claim.DeliveryHTTP: rest}, cfg,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	httpClaim := func(token string) claim.Claim {
+		sk := claim.Secret("k")
+		c, err := s.Create(t.Context(), claim.Request{Token: claim.Token(token), SecretKey: &sk, Delivery: claim.DeliveryHTTP}, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Wake()
+		return c.Claim
+	}
+	rest.set(true)
+	first := httpClaim("HTTP_TOKEN_000001")
+	waitFor(t, func() bool { st, ok := board.Get(health.REST); return ok && !st.Up })
+	waitFor(t, func() bool { c, _ := s.Get(t.Context(), first.ID); return c.Attempts == 1 && c.LastError != "" })
+	var held []claim.Claim
+	for i := range 5 {
+		held = append(held, httpClaim("HTTP_TOKEN_00001"+string(rune('0'+i))))
+	}
+	mq := create(t, s, "MQTT_TOKEN_000001", "k", 1000)
+	waitStatus(t, s, mq.ID, claim.StatusDelivered, 5*time.Second) // the other dependency goes on
+	time.Sleep(500 * time.Millisecond)                            // several probe intervals
+	for _, c := range append(held, first) {
+		got, _ := s.Get(t.Context(), c.ID)
+		if got.Status != claim.StatusPending || got.Attempts > 1 || (got.ID != first.ID && got.Attempts != 0) {
+			t.Fatalf("held claim %s: %s after %d attempts, want pending and unsent", got.ID, got.Status, got.Attempts)
+		}
+	}
+	if n := len(rest.probes); n < 2 {
+		t.Fatalf("%d probes in 500 ms at 100 ms", n)
+	}
+	if got, _ := s.Get(t.Context(), first.ID); !strings.Contains(got.LastError, "held: thingsboard_rest unreachable since") {
+		t.Fatalf("the first claim's lastError %q does not say it is held", got.LastError)
+	}
+
+	rest.set(false)
+	for _, c := range append(held, first) {
+		got := waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
+		if got.ID != first.ID && got.Attempts != 1 {
+			t.Fatalf("claim %s: %d attempts, want 1", got.ID, got.Attempts)
+		}
+	}
+	if st, _ := board.Get(health.REST); !st.Up {
+		t.Fatal("the dependency still shows down")
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
