@@ -102,12 +102,18 @@ func TestEndToEndThingsBoardDownThenUp(t *testing.T) {
 		}
 		ids[token] = v["id"].(string)
 	}
-	time.Sleep(1500 * time.Millisecond) // at least one failed attempt each
+	time.Sleep(1500 * time.Millisecond) // a failed attempt opens the breaker: the others are held
 	emu := startEmulator(t, mqttAddr)
+	total := 0.0
 	for _, id := range ids {
-		if got := svc.waitStatus(t, id, "delivered", 15*time.Second); got["attempts"].(float64) < 2 {
-			t.Fatalf("attempts %v, want > 1", got["attempts"])
+		got := svc.waitStatus(t, id, "delivered", 15*time.Second)
+		if got["attempts"].(float64) > 2 {
+			t.Fatalf("attempts %v: the breaker should hold a claim after the first attempt that found ThingsBoard down", got["attempts"])
 		}
+		total += got["attempts"].(float64)
+	}
+	if total < float64(len(ids))+1 {
+		t.Fatalf("%v attempts for %d claims: no attempt found ThingsBoard down", total, len(ids))
 	}
 	if code, body := customerClaim(t, emu, "Raspberry Pi Demo Device", "s-rpi"); code != 200 || !strings.Contains(body, "SUCCESS") {
 		t.Fatalf("customer claim: %d %s", code, body)
