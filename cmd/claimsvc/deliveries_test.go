@@ -42,11 +42,16 @@ type customer struct {
 }
 
 func customerOf(t *testing.T, emu *tbemu.Emulator) *customer {
+	return loginAs(t, emu, "customerA@thingsboard.org", "customer")
+}
+
+// loginAs logs in to the emulator's REST API as a ThingsBoard user.
+func loginAs(t *testing.T, emu *tbemu.Emulator, user, password string) *customer {
 	c := &customer{t: t, base: emu.HTTPURL()}
-	status, body := c.call("POST", "/api/auth/login", map[string]string{"username": "customerA@thingsboard.org", "password": "customer"})
+	status, body := c.call("POST", "/api/auth/login", map[string]string{"username": user, "password": password})
 	var login struct{ Token string }
 	if status != 200 || json.Unmarshal([]byte(body), &login) != nil {
-		t.Fatalf("customer login: %d %s", status, body)
+		t.Fatalf("login as %s: %d %s", user, status, body)
 	}
 	c.jwt = login.Token
 	return c
@@ -148,14 +153,7 @@ func TestShortAttributeClaimExpires(t *testing.T) {
 }
 
 func tenantOf(t *testing.T, emu *tbemu.Emulator) *customer {
-	c := &customer{t: t, base: emu.HTTPURL()}
-	status, body := c.call("POST", "/api/auth/login", map[string]string{"username": "tenant@thingsboard.org", "password": "tenant"})
-	var login struct{ Token string }
-	if status != 200 || json.Unmarshal([]byte(body), &login) != nil {
-		t.Fatalf("tenant login: %d %s", status, body)
-	}
-	c.jwt = login.Token
-	return c
+	return loginAs(t, emu, "tenant@thingsboard.org", "tenant")
 }
 
 // The http delivery: ThingsBoard's HTTP device API takes the claim and a
