@@ -38,6 +38,7 @@ func (s *server) routes() http.Handler {
 	r.Group(func(r chi.Router) { // operator routes
 		r.Use(s.limits.clientIP(), s.limitByIP, s.requireKey(true))
 		r.Get("/claims", s.listClaims)
+		r.Get("/stats", s.stats)
 		r.Post("/claims/{id}/retry", s.retryClaim)
 		r.Delete("/claims/{id}", s.cancelClaim)
 	})

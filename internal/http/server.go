@@ -27,6 +27,7 @@ type Store interface {
 	Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error)
 	Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error)
 	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	Stats(ctx context.Context) (claim.Stats, error)
 	Ping(ctx context.Context) error
 }
 
