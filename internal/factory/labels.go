@@ -138,29 +138,29 @@ func Labels(w io.Writer, rows []Row, o LabelOptions) ([]Problem, error) {
 		pdf.SetLineWidth(0.1)
 		pdf.Rect(x, y, cw, ch, "D")
 
-		side := min(ch-2*pad, cw*0.45)
+		side := min(ch-2*pad, cw*0.4)
 		if err := drawQR(pdf, QRContent(o.QRTemplate, r.DeviceName, r.SecretKey), x+pad, y+(ch-side)/2, side); err != nil {
 			return skipped, fmt.Errorf("line %d: %w", r.Line, err)
 		}
 		tx, tw := x+pad+side+pad, cw-side-3*pad
-		ty := y + pad + 1
 		pdf.SetTextColor(0, 0, 0)
-		fitText(pdf, tr(r.DeviceName), "Helvetica", "B", 11, tw)
-		pdf.SetXY(tx, ty)
-		pdf.MultiCell(tw, 4.6, tr(r.DeviceName), "", "L", false)
-		ty = max(pdf.GetY()+1, y+ch/2-4)
-		pdf.SetFont("Helvetica", "", 6.5)
-		pdf.SetTextColor(90, 90, 90)
-		pdf.SetXY(tx, ty)
-		pdf.CellFormat(tw, 3, "SECRET KEY", "", 1, "L", false, 0, "")
-		pdf.SetTextColor(0, 0, 0)
-		fitText(pdf, tr(r.SecretKey), "Courier", "B", 10, tw)
-		pdf.SetXY(tx, ty+3.2)
-		pdf.MultiCell(tw, 4.2, tr(r.SecretKey), "", "L", false)
+		// The name: up to two lines, smaller when longer.
+		sz := fitText(pdf, tr(r.DeviceName), "Helvetica", "B", 11, 6, tw, 2)
+		pdf.SetXY(tx, y+pad)
+		pdf.MultiCell(tw, sz*0.42, tr(r.DeviceName), "", "L", false)
+		// The secret on one line (a customer types it: never broken inside),
+		// then the caption at the bottom.
 		pdf.SetFont("Helvetica", "", 6)
 		pdf.SetTextColor(90, 90, 90)
-		pdf.SetXY(tx, y+ch-pad-3)
-		pdf.CellFormat(tw, 3, tr(o.Caption), "", 0, "L", false, 0, "")
+		pdf.SetXY(tx, max(pdf.GetY()+0.8, y+ch*0.45))
+		pdf.CellFormat(tw, 3, "SECRET KEY", "", 2, "L", false, 0, "")
+		pdf.SetTextColor(0, 0, 0)
+		sz = fitText(pdf, tr(r.SecretKey), "Courier", "B", 10, 5, tw, 1)
+		pdf.MultiCell(tw, sz*0.42, tr(r.SecretKey), "", "L", false)
+		pdf.SetFont("Helvetica", "", 5.5)
+		pdf.SetTextColor(90, 90, 90)
+		pdf.SetXY(tx, y+ch-pad-2.5)
+		pdf.CellFormat(tw, 2.5, tr(o.Caption), "", 0, "L", false, 0, "")
 	}
 	if err := pdf.Error(); err != nil {
 		return skipped, err
@@ -168,13 +168,13 @@ func Labels(w io.Writer, rows []Row, o LabelOptions) ([]Problem, error) {
 	return skipped, pdf.Output(w)
 }
 
-// fitText sets font at size, or smaller (down to 60%) until s fits in two
-// lines of width w.
-func fitText(pdf *fpdf.Fpdf, s, family, style string, size, w float64) {
-	for sz := size; sz >= size*0.6; sz -= 0.5 {
+// fitText sets the font at size, or smaller down to least, until s fits in
+// lines lines of width w, and returns the size set.
+func fitText(pdf *fpdf.Fpdf, s, family, style string, size, least, w float64, lines int) float64 {
+	for sz := size; ; sz -= 0.5 {
 		pdf.SetFont(family, style, sz)
-		if pdf.GetStringWidth(s) <= 2*w*0.95 {
-			return
+		if sz <= least || pdf.GetStringWidth(s) <= float64(lines)*w*0.92 {
+			return sz
 		}
 	}
 }
