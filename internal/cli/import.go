@@ -168,7 +168,7 @@ func newProgress(env Env, total int) *progress {
 	return p
 }
 
-func (p *progress) update(st factory.Progress, _ []factory.Outcome) {
+func (p *progress) update(st factory.Progress, _ []factory.Row, _ []factory.Outcome) {
 	if p.bar != nil {
 		_ = p.bar.Set(st.Done)
 		p.bar.Describe(fmt.Sprintf("importing (%d created, %d already stored, %d refused)", st.Created, st.Replayed, st.Refused))

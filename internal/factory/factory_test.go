@@ -133,7 +133,7 @@ func TestImportChunksAndStopsAtAFailure(t *testing.T) {
 	}
 	sub := &chunks{failAt: 3, stored: map[string]bool{}}
 	var last factory.Progress
-	outs, err := factory.Import(t.Context(), sub, rows, 4, func(p factory.Progress, _ []factory.Outcome) { last = p })
+	outs, err := factory.Import(t.Context(), sub, rows, 4, func(p factory.Progress, _ []factory.Row, _ []factory.Outcome) { last = p })
 	if err == nil || !strings.Contains(err.Error(), "lines 10-11") || last.Done != 8 || last.Created != 8 {
 		t.Fatalf("first run: %v %+v", err, last)
 	}

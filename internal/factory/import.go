@@ -100,10 +100,10 @@ const DefaultChunk = 250
 
 // Import sends rows to sub in chunks of chunk rows (at most 1,000), each row
 // with its IdempotencyKey, and returns one Outcome per row (in order) with
-// the chunk's progress told to progress after each chunk. It stops at the
+// progress told after each chunk, with the chunk's rows and outcomes. It stops at the
 // first chunk that fails or when ctx ends: the rows not sent are "not sent",
 // and the error says why.
-func Import(ctx context.Context, sub Submitter, rows []Row, chunk int, progress func(Progress, []Outcome)) ([]Outcome, error) {
+func Import(ctx context.Context, sub Submitter, rows []Row, chunk int, progress func(Progress, []Row, []Outcome)) ([]Outcome, error) {
 	if chunk <= 0 {
 		chunk = DefaultChunk
 	}
@@ -141,7 +141,7 @@ func Import(ctx context.Context, sub Submitter, rows []Row, chunk int, progress 
 		}
 		p.Done += len(part)
 		if progress != nil {
-			progress(p, res)
+			progress(p, part, res)
 		}
 	}
 	return out, nil
