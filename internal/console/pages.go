@@ -168,7 +168,7 @@ type tile struct {
 }
 
 type dep struct {
-	Name   string
+	Name string
 	health.State
 }
 
@@ -308,7 +308,7 @@ func (c *Console) showClaim(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	revoke := cl.Status == claim.StatusDelivered && cl.Delivery == claim.DeliveryAttribute
 	data := map[string]any{"Claim": cl, "Events": evs, "CanRetry": cl.Status == claim.StatusFailed,
-		"CanCancel": c.d.Canceller != nil && (cl.Status == claim.StatusPending || revoke),
+		"CanCancel":   c.d.Canceller != nil && (cl.Status == claim.StatusPending || revoke),
 		"CancelLabel": "Cancel", "CancelConfirm": "Cancel this claim? It will not be sent, and its token and secret are erased."}
 	if revoke {
 		data["CancelLabel"], data["CancelConfirm"] = "Revoke", "Revoke this claim? Its claimingData is deleted in ThingsBoard: the customer can no longer claim the device with it."
