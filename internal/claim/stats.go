@@ -42,3 +42,7 @@ type EventOf struct {
 	Event
 	Claim Claim
 }
+
+// Printable reports whether s is valid UTF-8 without control characters (the
+// rule for secrets and device names), for checks before a request is made.
+func Printable(s string) bool { return printable(s) }

@@ -46,10 +46,10 @@ func runStatus(ctx context.Context, args []string, env Env) error {
 	clear := *watch && env.terminal(env.Stdout)
 	for {
 		st, err := c.Stats(ctx)
-		if err != nil {
-			if *watch && ctx.Err() != nil {
-				return nil
-			}
+		switch {
+		case err != nil && *watch && ctx.Err() != nil:
+			return nil //nolint:nilerr // --watch ends with Ctrl-C: not an error
+		case err != nil:
 			return err
 		}
 		if clear {

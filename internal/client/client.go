@@ -177,11 +177,11 @@ func (c *Client) Create(ctx context.Context, token string, req ClaimRequest, o C
 		h.Set("Prefer", "wait="+strconv.Itoa(int(min(o.Wait, 30*time.Second).Seconds())))
 	}
 	var out Created
-	res, err := c.do(ctx, http.MethodPost, "/devices/claim", q, h, body, o.IdempotencyKey != "", &out.Claim)
+	hdr, err := c.do(ctx, http.MethodPost, "/devices/claim", q, h, body, o.IdempotencyKey != "", &out.Claim)
 	if err != nil {
 		return Created{}, err
 	}
-	out.Replayed = res.Header.Get("Idempotent-Replayed") == "true"
+	out.Replayed = hdr.Get("Idempotent-Replayed") == "true"
 	return out, nil
 }
 
@@ -297,41 +297,42 @@ func (c *Client) Stats(ctx context.Context) (Stats, error) {
 }
 
 // do sends one call, again while it fails in a way worth retrying and retry
-// is safe, and decodes a 2xx body into out. A non-2xx answer is a *Problem.
+// is safe, and decodes a 2xx body into out; it returns the answer's header. A
+// non-2xx answer is a *Problem.
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, h http.Header, body []byte, retry bool,
-	out any) (*http.Response, error) {
+	out any) (http.Header, error) {
 	u := *c.base
 	u.Path += path
 	u.RawQuery = q.Encode()
 	pause := c.backoff
 	for attempt := 1; ; attempt++ {
-		res, raw, err := c.once(ctx, method, u.String(), h, body)
+		status, hdr, raw, err := c.once(ctx, method, u.String(), h, body)
 		var wait time.Duration
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil, ctx.Err()
 		case err != nil:
 			err = fmt.Errorf("%s %s: %w", method, path, scrub(err))
-		case res.StatusCode >= 200 && res.StatusCode < 300:
+		case status >= 200 && status < 300:
 			if out != nil {
 				if err := json.Unmarshal(raw, out); err != nil {
-					return res, fmt.Errorf("%s %s: cannot read the answer: %w", method, path, err)
+					return hdr, fmt.Errorf("%s %s: cannot read the answer: %w", method, path, err)
 				}
 			}
-			return res, nil
+			return hdr, nil
 		default:
-			err = problemOf(res, raw)
-			switch res.StatusCode {
+			err = problemOf(status, hdr, raw)
+			switch status {
 			case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-				if s, perr := strconv.Atoi(res.Header.Get("Retry-After")); perr == nil && s >= 0 {
+				if s, perr := strconv.Atoi(hdr.Get("Retry-After")); perr == nil && s >= 0 {
 					wait = time.Duration(min(s, 60)) * time.Second
 				}
 			default:
-				return res, err
+				return hdr, err
 			}
 		}
 		if !retry || attempt >= c.attempts {
-			return res, err
+			return hdr, err
 		}
 		if wait == 0 {
 			wait = pause/2 + rand.N(pause/2+1)
@@ -346,14 +347,14 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, h ht
 }
 
 // once sends one request and reads its whole answer (at most 16 MiB).
-func (c *Client) once(ctx context.Context, method, u string, h http.Header, body []byte) (*http.Response, []byte, error) {
+func (c *Client) once(ctx context.Context, method, u string, h http.Header, body []byte) (int, http.Header, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, nil, err
 	}
 	for k, v := range h {
 		req.Header[k] = v
@@ -365,28 +366,28 @@ func (c *Client) once(ctx context.Context, method, u string, h http.Header, body
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, nil, err
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return nil, nil, err
+		return 0, nil, nil, err
 	}
-	return res, raw, nil
+	return res.StatusCode, res.Header, raw, nil
 }
 
 // problemOf turns a non-2xx answer into a *Problem, also when claimsvc (or a
 // proxy in front of it) did not answer with one.
-func problemOf(res *http.Response, raw []byte) error {
+func problemOf(status int, hdr http.Header, raw []byte) error {
 	p := &Problem{}
 	if json.Unmarshal(raw, p) != nil || p.Status == 0 {
-		p = &Problem{Status: res.StatusCode, Title: http.StatusText(res.StatusCode)}
+		p = &Problem{Status: status, Title: http.StatusText(status)}
 		if s := strings.TrimSpace(string(raw)); s != "" && len(s) < 200 && !strings.ContainsAny(s, "<{") {
 			p.Detail = s
 		}
 	}
 	if p.RequestID == "" {
-		p.RequestID = res.Header.Get("X-Request-Id")
+		p.RequestID = hdr.Get("X-Request-Id")
 	}
 	return p
 }

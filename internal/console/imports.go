@@ -128,9 +128,9 @@ func (c *Console) runImport(ctx context.Context, id uuid.UUID, sh *factory.Sheet
 		}
 	})
 	if errors.Is(err, context.Canceled) {
-		err = errors.New("claimsvc stopped during the import.")
+		err = errors.New("claimsvc stopped during the import")
 	} else if err != nil {
-		err = errors.New(problemText(err) + ".")
+		err = errors.New(problemText(err))
 	}
 	if ferr := c.d.Store.FinishImport(rec, id, err); ferr != nil {
 		c.d.Log.Warn("console import finish", "import", id, "err", ferr)
@@ -223,7 +223,7 @@ func (c *Console) importProgress(w http.ResponseWriter, r *http.Request) {
 	state := im.State
 	if state == "running" && time.Since(im.UpdatedAt) > staleAfter {
 		state = "stopped"
-		im.Error = "This import has not advanced for minutes: the claimsvc running it stopped."
+		im.Error = "This import has not advanced for minutes: the claimsvc running it stopped"
 	}
 	// Refresh while rows are being sent, and while its claims are pending.
 	live := state == "running" || counts[claim.StatusPending] > 0

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
@@ -197,11 +196,11 @@ func parseRow(line int, cell func(string) string, use Use) (Row, string) {
 		return r, "token: must be 1-128 printable ASCII characters without spaces or '/'"
 	case use == ForLabels && r.DeviceName == "":
 		return r, "deviceName: is empty (a customer claims the device by its name)"
-	case utf8.RuneCountInString(r.DeviceName) > claim.MaxDeviceName || !printable(r.DeviceName):
+	case utf8.RuneCountInString(r.DeviceName) > claim.MaxDeviceName || !claim.Printable(r.DeviceName):
 		return r, "deviceName: must be at most 255 characters without control characters"
 	case use == ForLabels && !r.HasSecret:
 		return r, "secretKey: is empty (import with --generate-secrets first, then print labels from its results file)"
-	case utf8.RuneCountInString(r.SecretKey) > 128 || !printable(r.SecretKey):
+	case utf8.RuneCountInString(r.SecretKey) > 128 || !claim.Printable(r.SecretKey):
 		return r, "secretKey: must be at most 128 characters without control characters"
 	case strings.TrimSpace(r.SecretKey) != r.SecretKey:
 		return r, "secretKey: starts or ends with a space, which a customer would not type"
@@ -218,18 +217,6 @@ func parseRow(line int, cell func(string) string, use Use) (Row, string) {
 		r.DurationMs = &ms
 	}
 	return r, ""
-}
-
-func printable(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, c := range s {
-		if unicode.IsControl(c) {
-			return false
-		}
-	}
-	return true
 }
 
 // ParseDurationMs reads a claim duration: whole milliseconds ("604800000"),

@@ -33,30 +33,7 @@ func (s *Store) ListByDevice(ctx context.Context, token claim.Token, limit int) 
 // List returns claims newest first, optionally of one status. cursor is the
 // NextCursor of the previous page ("" for the first).
 func (s *Store) List(ctx context.Context, status claim.Status, limit int, cursor string) (claim.Page, error) {
-	at, id := time.Now().Add(time.Hour), uuid.Max
-	if cursor != "" {
-		var err error
-		if at, id, err = decodeCursor(cursor); err != nil {
-			return claim.Page{}, claim.Errorf(claim.CodeInvalid, "cursor is not one this service issued")
-		}
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+claimColumns+` FROM claims
-		WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3)
-		ORDER BY created_at DESC, id DESC LIMIT $4`, string(status), at, id, limit+1)
-	if err != nil {
-		return claim.Page{}, dbErr("list claims", err)
-	}
-	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Claim, error) { return scanClaim(r) })
-	if err != nil {
-		return claim.Page{}, dbErr("list claims", err)
-	}
-	p := claim.Page{Claims: cs}
-	if len(cs) > limit {
-		p.Claims = cs[:limit]
-		last := p.Claims[limit-1]
-		p.NextCursor = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return p, nil
+	return s.Search(ctx, claim.Filter{Status: status}, limit, cursor)
 }
 
 func encodeCursor(at time.Time, id uuid.UUID) string {
