@@ -73,6 +73,13 @@ clean:
 	rm -rf bin firmware/build/idf-check
 	$(MAKE) --no-print-directory -C firmware/host clean
 
+.PHONY: screenshots
+screenshots: ## the console's browser test, keeping its screenshots; refreshes docs/console.png
+	rm -rf .cache/screenshots
+	CLAIMSVC_SCREENSHOTS=$(CURDIR)/.cache/screenshots $(SERVICES) --postgres CLAIMSVC_TEST_DATABASE_URL -- $(GO) test -count=1 -run 'TestConsoleInTheBrowser$$' ./cmd/claimsvc
+	cp .cache/screenshots/*-overview.png docs/console.png
+	@ls .cache/screenshots
+
 .PHONY: bench bench-full
 bench: ## benchmark vs baselines on local PostgreSQL + Mosquitto, quick mode (under a minute); see docs/performance.md
 	CGO_ENABLED=0 $(GO) build -o bin/claimsvc ./cmd/claimsvc

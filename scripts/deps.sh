@@ -5,14 +5,16 @@
 # broker and clients, the PostgreSQL server and client (scripts/services.sh
 # starts a private server from them when none is running), promtool (Debian's
 # prometheus package) for the alert rules, iproute2 (ip netns) and curl for the
-# bare-machine test. Quick when everything is already there.
+# bare-machine test, Chromium for the console's browser tests and poppler-utils
+# (pdftoppm) to read back the QR codes of printed labels. Quick when
+# everything is already there.
 #
 # Installing never starts a service: a policy-rc.d denies it for the duration,
 # so neither PostgreSQL nor Prometheus (which would take port 9090) comes up.
 set -euo pipefail
 PKGS=(gcc make pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi
       libcurl4-openssl-dev libmosquitto-dev mosquitto mosquitto-clients
-      postgresql postgresql-client prometheus iproute2 curl)
+      postgresql postgresql-client prometheus iproute2 curl chromium poppler-utils)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

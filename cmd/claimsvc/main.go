@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
+
+	"github.com/claimsvc/claimsvc/internal/cli"
 	"github.com/claimsvc/claimsvc/internal/config"
 )
 
@@ -28,6 +31,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
+	var exit *cli.ExitError
+	if errors.As(err, &exit) { // a client command: its message is printed
+		os.Exit(exit.Code)
+	}
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "claimsvc:", err)
 		os.Exit(1)
@@ -43,12 +50,20 @@ Usage:
   claimsvc version              print the version
   claimsvc COMMAND --help       help for one command
 
+For factory tools (they call a claimsvc's HTTP API: --url or CLAIMSVC_URL,
+the API key in CLAIMSVC_API_KEY):
+%s
+
 Settings of serve (each flag is also an environment variable; a flag wins):
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stdout, usage)
+		var cmds strings.Builder
+		for _, c := range cli.Commands {
+			fmt.Fprintf(&cmds, "  claimsvc %-27s %s\n", c.Name+" "+c.Args, c.Summary)
+		}
+		fmt.Fprintf(stdout, usage, strings.TrimRight(cmds.String(), "\n"))
 		config.PrintFlags(stdout)
 		if len(args) == 0 {
 			return errors.New("no command given")
@@ -70,12 +85,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return migrate(ctx, cfg, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
+	case "claim", "import", "labels", "status":
+		return cli.Run(ctx, cmd, rest, cli.Env{Getenv: getenv, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr,
+			Terminal: isTerminal, Version: buildVersion()})
 	case "version", "--version":
 		fmt.Fprintln(stdout, "claimsvc", buildVersion())
 		return nil
 	default:
 		return fmt.Errorf("unknown command %q (see claimsvc --help)", cmd)
 	}
+}
+
+// isTerminal reports whether w is a terminal (progress bars, screen refreshes).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
 }
 
 func buildVersion() string {

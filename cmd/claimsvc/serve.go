@@ -16,6 +16,7 @@ import (
 	"github.com/claimsvc/claimsvc/api"
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/config"
+	"github.com/claimsvc/claimsvc/internal/console"
 	"github.com/claimsvc/claimsvc/internal/dispatch"
 	"github.com/claimsvc/claimsvc/internal/health"
 	claimhttp "github.com/claimsvc/claimsvc/internal/http"
@@ -174,6 +175,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		tracker = track.New(st, trackerAPI{tb}, track.Config{Every: cfg.TB.PollInterval}, log.With("component", "tracker"), m, board)
 		canceller = tracker
 	}
+	validator := claim.NewValidator(claim.Rules{
+		DefaultDurationMs: cfg.DefaultDurationMs, DefaultDelivery: claim.Delivery(cfg.Delivery), CacheTTL: cfg.TBClaimCacheTTL,
+		MissingREST: cfg.TB.MissingREST(), MissingDeviceAPI: cfg.TB.MissingDeviceAPI()})
 	hub := notify.New()
 	disp := dispatch.New(st, senders, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
@@ -184,11 +188,21 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		Health: board, Dependencies: deps,
 	}, log.With("component", "dispatcher"), m, hub.Done)
 
+	var ui http.Handler
+	if cfg.Console {
+		con, err := console.New(ctx, console.Deps{Store: st, Canceller: canceller, Validator: validator, Hold: cfg.TBClaimHold,
+			Wake: disp.Wake, KeyHashes: cfg.APIKeyHashes, Health: board, Log: log.With("component", "console"),
+			Prefix: claimhttp.ConsolePrefix})
+		if err != nil {
+			return fmt.Errorf("console: %w", err)
+		}
+		defer con.Close() // stops imports under way, after the HTTP server
+		ui = con.Handler()
+	}
+
 	var draining atomic.Bool
 	handler := claimhttp.NewServer(claimhttp.Deps{
-		Store: st, Canceller: canceller, Health: board, Validator: claim.NewValidator(claim.Rules{
-			DefaultDurationMs: cfg.DefaultDurationMs, DefaultDelivery: claim.Delivery(cfg.Delivery), CacheTTL: cfg.TBClaimCacheTTL,
-			MissingREST: cfg.TB.MissingREST(), MissingDeviceAPI: cfg.TB.MissingDeviceAPI()}), Metrics: m, Hub: hub,
+		Store: st, Canceller: canceller, Health: board, Validator: validator, Metrics: m, Hub: hub, Console: ui,
 		Log:    log.With("component", "http"),
 		Access: claimhttp.Access{KeyHashes: cfg.APIKeyHashes, RequireForClaims: cfg.RequireAPIKey},
 		Limits: claimhttp.Limits{
@@ -213,7 +227,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "mqtt", pub.Broker(), "encrypted_at_rest", sealer.Encrypts(),
 		"api_keys", len(cfg.APIKeyHashes), "require_api_key", cfg.RequireAPIKey,
-		"deliveries", deliveries(senders), "default_delivery", cfg.Delivery, "tracker", tracker != nil)
+		"deliveries", deliveries(senders), "default_delivery", cfg.Delivery, "tracker", tracker != nil,
+		"console", cfg.Console)
 
 	if cfg.PprofAddr != "" {
 		stopPprof, err := servePprof(ctx, cfg.PprofAddr, log)

@@ -31,4 +31,9 @@ type Event struct {
 	Attempt *int      `json:"attempt,omitempty"`
 	Outcome string    `json:"outcome,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
+	// Actor is who asked for the change when a person did it through the
+	// operator console: "console", or "console:" and the first 8 hex digits
+	// of their API key's SHA-256 (see WithActor). Empty: the API or
+	// claimsvc itself.
+	Actor string `json:"actor,omitempty"`
 }

@@ -56,6 +56,8 @@ type Config struct {
 	DemoHTTPAddr       string
 	PprofAddr          string // "": no profiling endpoint
 
+	Console bool // the operator console at /ui/ (internal/console)
+
 	given map[string]bool // flags whose value came from the command line or the environment
 }
 
@@ -226,6 +228,9 @@ var settings = []setting{
 	{flag: "pprof-addr", env: "CLAIMSVC_PPROF_ADDR",
 		usage: "serve Go's net/http/pprof profiles on this address, e.g. 127.0.0.1:6060 (unset: off; never expose it publicly)",
 		apply: func(c *Config, v string) error { c.PprofAddr = v; return nil }},
+	{flag: "console", env: "CLAIMSVC_CONSOLE", def: "true", boolean: true,
+		usage: "serve the operator console at /ui/ (a login with an API key whenever CLAIMSVC_API_KEYS is set)",
+		apply: func(c *Config, v string) error { return parseBool(&c.Console, v) }},
 }
 
 // rawValue collects a flag's text; parsing happens after env and defaults.

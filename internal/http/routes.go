@@ -8,8 +8,13 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
+// ConsolePrefix is where the operator console is mounted. Its routes are the
+// internal ones: api/openapi.yaml does not describe them.
+const ConsolePrefix = "/ui"
+
 // routes is the whole API surface in one place; api/openapi.yaml describes
-// every route here except those marked internal, and a test keeps them equal.
+// every route here except those marked internal (under ConsolePrefix), and a
+// test keeps them equal.
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(withRequestID, s.observe)
@@ -38,8 +43,15 @@ func (s *server) routes() http.Handler {
 	r.Group(func(r chi.Router) { // operator routes
 		r.Use(s.limits.clientIP(), s.limitByIP, s.requireKey(true))
 		r.Get("/claims", s.listClaims)
+		r.Get("/stats", s.stats)
 		r.Post("/claims/{id}/retry", s.retryClaim)
 		r.Delete("/claims/{id}", s.cancelClaim)
 	})
+	if s.console != nil { // internal: the console asks for its own login
+		r.Group(func(r chi.Router) {
+			r.Use(s.limits.clientIP(), s.limitByIP)
+			r.Mount(ConsolePrefix, s.console)
+		})
+	}
 	return r
 }

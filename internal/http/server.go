@@ -27,6 +27,7 @@ type Store interface {
 	Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error)
 	Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error)
 	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	Stats(ctx context.Context) (claim.Stats, error)
 	Ping(ctx context.Context) error
 }
 
@@ -52,6 +53,10 @@ type Deps struct {
 	Draining  func() bool   // true once shutdown began: /readyz answers 503
 	Wake      func()        // nudges the local dispatcher after a commit; may be nil
 	OpenAPI   []byte        // served at /openapi.yaml
+	// Console is the operator console (internal/console), mounted at
+	// ConsolePrefix behind the per-IP rate limit; nil: none. Its routes are
+	// internal: not part of api/openapi.yaml.
+	Console http.Handler
 }
 
 type server struct {
@@ -70,12 +75,14 @@ type server struct {
 	draining   func() bool
 	wake       func()
 	spec       []byte
+	console    http.Handler
 }
 
 // NewServer returns the API's handler.
 func NewServer(d Deps) http.Handler {
 	s := &server{store: d.Store, canceller: d.Canceller, health: d.Health, validate: d.Validator, metrics: d.Metrics, log: d.Log, hub: d.Hub,
-		access: d.Access, limits: d.Limits, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI}
+		access: d.Access, limits: d.Limits, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI,
+		console: d.Console}
 	s.ipLimit = newLimiter(d.Limits.PerIP, "too many requests from this client")
 	s.tokenLimit = newLimiter(d.Limits.PerToken, "too many requests for this device")
 	if s.canceller == nil {

@@ -163,6 +163,7 @@ func (s *Store) commitGroup(group []*request) {
 			r.done <- claim.ItemResult{Err: err}
 			continue
 		}
+		it.actor = claim.ActorFrom(r.ctx)
 		items = append(items, it)
 		live = append(live, r)
 	}

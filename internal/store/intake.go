@@ -76,8 +76,9 @@ func priorOf(c claim.Claim, hash, fp []byte) claim.Prior {
 
 // item is one claim request inside an intake transaction.
 type item struct {
-	in  claim.Incoming
-	res claim.ItemResult // set once the transaction committed
+	in    claim.Incoming
+	actor string           // who asked (claim.WithActor), recorded on the accepted event; "" for the API
+	res   claim.ItemResult // set once the transaction committed
 }
 
 func newItem(req claim.Request) (*item, error) {
@@ -195,9 +196,14 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	var ins inserts
 	var keys idemKeyRows
 	var sup supersessions
+	var actorIDs []uuid.UUID
+	var actors []string
 	for i, v := range verdicts {
 		if v.Kind == claim.Insert {
 			ins.add(s, items[i].in)
+			if a := items[i].actor; a != "" {
+				actorIDs, actors = append(actorIDs, items[i].in.NewID), append(actors, a)
+			}
 			for _, old := range v.Supersede {
 				sup.add(old, v.Claim)
 			}
@@ -237,6 +243,10 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 			}
 			return rows.Err()
 		})
+	}
+	if len(actorIDs) > 0 { // requests of a person through the console: the accepted events say who
+		b.Queue(`UPDATE claim_events e SET actor = a.actor FROM unnest($1::uuid[], $2::text[]) AS a(id, actor)
+			WHERE e.claim_id = a.id AND e.kind = 'accepted'`, actorIDs, actors)
 	}
 	if len(sup.old) > 0 {
 		// After the inserts, so that a claim replaced by a later request of
@@ -390,6 +400,7 @@ func (s *Store) CreateBatch(ctx context.Context, reqs []claim.Request, hold time
 		if err != nil {
 			return nil, err
 		}
+		it.actor = claim.ActorFrom(ctx)
 		items[i] = it
 	}
 	if err := s.createMany(ctx, items, hold); err != nil {

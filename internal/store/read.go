@@ -33,30 +33,7 @@ func (s *Store) ListByDevice(ctx context.Context, token claim.Token, limit int) 
 // List returns claims newest first, optionally of one status. cursor is the
 // NextCursor of the previous page ("" for the first).
 func (s *Store) List(ctx context.Context, status claim.Status, limit int, cursor string) (claim.Page, error) {
-	at, id := time.Now().Add(time.Hour), uuid.Max
-	if cursor != "" {
-		var err error
-		if at, id, err = decodeCursor(cursor); err != nil {
-			return claim.Page{}, claim.Errorf(claim.CodeInvalid, "cursor is not one this service issued")
-		}
-	}
-	rows, err := s.pool.Query(ctx, `SELECT `+claimColumns+` FROM claims
-		WHERE ($1 = '' OR status = $1) AND (created_at, id) < ($2, $3)
-		ORDER BY created_at DESC, id DESC LIMIT $4`, string(status), at, id, limit+1)
-	if err != nil {
-		return claim.Page{}, dbErr("list claims", err)
-	}
-	cs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Claim, error) { return scanClaim(r) })
-	if err != nil {
-		return claim.Page{}, dbErr("list claims", err)
-	}
-	p := claim.Page{Claims: cs}
-	if len(cs) > limit {
-		p.Claims = cs[:limit]
-		last := p.Claims[limit-1]
-		p.NextCursor = encodeCursor(last.CreatedAt, last.ID)
-	}
-	return p, nil
+	return s.Search(ctx, claim.Filter{Status: status}, limit, cursor)
 }
 
 func encodeCursor(at time.Time, id uuid.UUID) string {
@@ -78,14 +55,14 @@ func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error)
 	if _, err := s.Get(ctx, id); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT at, kind, attempt, coalesce(outcome, ''), coalesce(detail, '')
+	rows, err := s.pool.Query(ctx, `SELECT at, kind, attempt, coalesce(outcome, ''), coalesce(detail, ''), coalesce(actor, '')
 		FROM claim_events WHERE claim_id = $1 ORDER BY id`, id)
 	if err != nil {
 		return nil, dbErr("claim events", err)
 	}
 	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claim.Event, error) {
 		var e claim.Event
-		err := r.Scan(&e.At, &e.Kind, &e.Attempt, &e.Outcome, &e.Detail)
+		err := r.Scan(&e.At, &e.Kind, &e.Attempt, &e.Outcome, &e.Detail, &e.Actor)
 		return e, err
 	})
 	return evs, dbErr("claim events", err)
@@ -135,7 +112,7 @@ func (s *Store) Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error) {
 
 // transition applies an operator's state change when guard holds and check
 // (if any) passes in the same transaction, and records event (with detail,
-// when not empty).
+// when not empty, and the actor ctx carries: claim.WithActor).
 func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refusal, set string, notify bool,
 	check func(context.Context, pgx.Tx) error, detail string) (claim.Claim, error) {
 	var c claim.Claim
@@ -148,8 +125,8 @@ func (s *Store) transition(ctx context.Context, id uuid.UUID, event, guard, refu
 		var err error
 		c, err = scanClaim(tx.QueryRow(ctx, `WITH c AS (
 				UPDATE claims SET `+set+`, updated_at = now() WHERE id = $1 AND `+guard+` RETURNING `+claimColumns+`),
-			e AS (INSERT INTO claim_events (claim_id, kind, detail) SELECT id, $2, nullif($3, '') FROM c)
-			SELECT * FROM c`, id, event, detail))
+			e AS (INSERT INTO claim_events (claim_id, kind, detail, actor) SELECT id, $2, nullif($3, ''), nullif($4, '') FROM c)
+			SELECT * FROM c`, id, event, detail, claim.ActorFrom(ctx)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			cur, gerr := scanClaim(tx.QueryRow(ctx, `SELECT `+claimColumns+` FROM claims WHERE id = $1`, id))
 			if gerr != nil {

@@ -1,0 +1,213 @@
+package factory_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/claimsvc/claimsvc/internal/factory"
+)
+
+func TestReadCSVAnyOrderOptionalColumnsAndBadRows(t *testing.T) {
+	t.Parallel()
+	in := "\uFEFFDeviceName , TOKEN,durationMs,notes\n" + // a BOM, any case and order, an unknown column
+		"Sensor 1,TOKEN_AAAAAAAAAA01,7d,first\n" +
+		"\n" + // blank lines are skipped
+		"Sensor 2,,60000,no token\n" +
+		"Sensor 3,TOKEN_AAAAAAAAAA03,-5,bad duration\n" +
+		"\"Sensor, 4\",TOKEN_AAAAAAAAAA04,,quoted comma\n" +
+		"Sensor 5,TOKEN WITH SPACE,,bad token\n"
+	sh, err := factory.ReadCSV(strings.NewReader(in), factory.ForImport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sh.Rows) != 2 || sh.Rows[0].Line != 2 || sh.Rows[0].DeviceName != "Sensor 1" || *sh.Rows[0].DurationMs != 7*24*3600*1000 ||
+		sh.Rows[0].HasSecret || sh.Rows[1].Line != 6 || sh.Rows[1].DeviceName != "Sensor, 4" || sh.Rows[1].DurationMs != nil {
+		t.Fatalf("rows: %+v", sh.Rows)
+	}
+	var lines []int
+	for _, p := range sh.Problems {
+		lines = append(lines, p.Line)
+	}
+	if len(lines) != 3 || lines[0] != 4 || lines[1] != 5 || lines[2] != 7 || !strings.Contains(sh.Problems[0].Problem, "token") ||
+		!strings.Contains(sh.Problems[1].Problem, "durationMs") {
+		t.Fatalf("problems: %+v", sh.Problems)
+	}
+	if len(sh.Ignored) != 1 || sh.Ignored[0] != "notes" || !sh.Has[factory.ColToken] || sh.Has[factory.ColSecretKey] {
+		t.Fatalf("header: %+v %v", sh.Ignored, sh.Has)
+	}
+	// Semicolons, as a spreadsheet in many countries saves CSV.
+	sh, err = factory.ReadCSV(strings.NewReader("token;secretKey;delivery\nTOKEN_AAAAAAAAAA01;s1;ATTRIBUTE\nTOKEN_AAAAAAAAAA02; s2;\n"), factory.ForImport)
+	if err != nil || len(sh.Rows) != 0 || len(sh.Problems) != 2 || !strings.Contains(sh.Problems[0].Problem, "deviceName") ||
+		!strings.Contains(sh.Problems[1].Problem, "space") {
+		t.Fatalf("semicolons: %+v %+v %v", sh.Rows, sh.Problems, err)
+	}
+	for _, bad := range []string{"", "deviceName,secretKey\nx,y\n", "token,token\n"} {
+		if _, err := factory.ReadCSV(strings.NewReader(bad), factory.ForImport); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+	if _, err := factory.ReadCSV(strings.NewReader("token,deviceName\nT,x\n"), factory.ForLabels); err == nil {
+		t.Error("labels without secretKey: no error")
+	}
+}
+
+func TestIdempotencyKeyFollowsTheContent(t *testing.T) {
+	t.Parallel()
+	ms := int64(60000)
+	a := factory.Row{Line: 2, Token: "TOKEN_AAAAAAAAAA01", SecretKey: "s", HasSecret: true, DurationMs: &ms, DeviceName: "D"}
+	b := a
+	b.Line = 9 // where the row is does not matter
+	if factory.IdempotencyKey(a) != factory.IdempotencyKey(b) {
+		t.Fatal("the same row, another key")
+	}
+	for _, change := range []func(*factory.Row){
+		func(r *factory.Row) { r.SecretKey = "t" },
+		func(r *factory.Row) { r.HasSecret, r.SecretKey = false, "" },
+		func(r *factory.Row) { r.DurationMs = nil },
+		func(r *factory.Row) { r.Delivery = "http" },
+		func(r *factory.Row) { r.DeviceName = "E" },
+		func(r *factory.Row) { r.Token = "TOKEN_AAAAAAAAAA02" },
+	} {
+		c := a
+		change(&c)
+		if factory.IdempotencyKey(c) == factory.IdempotencyKey(a) {
+			t.Errorf("changed row %+v, same key", c)
+		}
+	}
+	k := factory.IdempotencyKey(a)
+	if len(k) > 128 || strings.Contains(k, "s") && strings.Contains(k, a.Token) {
+		t.Fatalf("key %q", k)
+	}
+}
+
+func TestNewSecretIsReadableAndRandom(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for range 1000 {
+		s := factory.NewSecret()
+		if !regexp.MustCompile(`^[2-9A-HJKMNP-Z]{4}(-[2-9A-HJKMNP-Z]{4}){3}$`).MatchString(s) || seen[s] {
+			t.Fatalf("secret %q", s)
+		}
+		seen[s] = true
+	}
+}
+
+// chunks is a Submitter that stores in memory and can fail a chunk.
+type chunks struct {
+	sizes  []int
+	failAt int // the chunk (1-based) that fails; 0: none
+	stored map[string]bool
+}
+
+func (c *chunks) Submit(_ context.Context, rows []factory.Row) ([]factory.Outcome, error) {
+	c.sizes = append(c.sizes, len(rows))
+	if len(c.sizes) == c.failAt {
+		return nil, errors.New("network cut")
+	}
+	out := make([]factory.Outcome, len(rows))
+	for i, r := range rows {
+		if r.IdempotencyKey == "" {
+			return nil, errors.New("no key")
+		}
+		out[i] = factory.Outcome{Result: factory.ResultCreated, ClaimID: r.IdempotencyKey, Status: "pending"}
+		if c.stored[r.IdempotencyKey] {
+			out[i].Result = factory.ResultReplayed
+		}
+		c.stored[r.IdempotencyKey] = true
+	}
+	return out, nil
+}
+
+func TestImportChunksAndStopsAtAFailure(t *testing.T) {
+	t.Parallel()
+	rows := make([]factory.Row, 10)
+	for i := range rows {
+		rows[i] = factory.Row{Line: i + 2, Token: "TOKEN_AAAAAAAA" + string(rune('A'+i))}
+	}
+	sub := &chunks{failAt: 3, stored: map[string]bool{}}
+	var last factory.Progress
+	outs, err := factory.Import(t.Context(), sub, rows, 4, func(p factory.Progress, _ []factory.Row, _ []factory.Outcome) { last = p })
+	if err == nil || !strings.Contains(err.Error(), "lines 10-11") || last.Done != 8 || last.Created != 8 {
+		t.Fatalf("first run: %v %+v", err, last)
+	}
+	if outs[7].Result != factory.ResultCreated || outs[8].Result != factory.ResultNotSent {
+		t.Fatalf("outcomes: %+v", outs)
+	}
+	sub.failAt = 0
+	outs, err = factory.Import(t.Context(), sub, rows, 4, nil)
+	if err != nil || outs[0].Result != factory.ResultReplayed || outs[9].Result != factory.ResultCreated || len(sub.stored) != 10 {
+		t.Fatalf("second run: %v %+v", err, outs)
+	}
+	if fmt.Sprint(sub.sizes) != "[4 4 2 4 4 2]" {
+		t.Fatalf("chunks: %v", sub.sizes)
+	}
+}
+
+func TestResultsKeepGeneratedSecretsForTheNextRun(t *testing.T) {
+	t.Parallel()
+	sh, err := factory.ReadCSV(strings.NewReader("token,deviceName,secretKey\nTOKEN_AAAAAAAAAA01,D1,\nTOKEN_AAAAAAAAAA02,D2,given\nbad token,D3,\n"), factory.ForImport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "results.csv")
+	prev, err := factory.PreviousSecrets(path)
+	if err != nil || prev != nil {
+		t.Fatal(prev, err)
+	}
+	if reused, made := factory.FillSecrets(sh.Rows, prev); reused != 0 || made != 1 {
+		t.Fatalf("first fill: %d %d", reused, made)
+	}
+	generated := sh.Rows[0].SecretKey
+	outs := []factory.Outcome{{Result: factory.ResultNotSent}, {Result: factory.ResultNotSent}}
+	if err := factory.WriteResultsFile(path, factory.Results(sh.Rows, outs, sh.Problems), true); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("results with secrets: mode %v", fi.Mode())
+	}
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte("TOKEN_AAAAAAAAAA01")) || !bytes.Contains(raw, []byte("TOKE…01")) ||
+		!bytes.Contains(raw, []byte("4,,,,invalid")) || !bytes.Contains(raw, []byte(generated)) {
+		t.Fatalf("results:\n%s", raw)
+	}
+	// The next run reads the file again: the same secret for the same row.
+	again, _ := factory.ReadCSV(strings.NewReader("token,deviceName,secretKey\nTOKEN_AAAAAAAAAA01,D1,\nTOKEN_AAAAAAAAAA02,D2,given\n"), factory.ForImport)
+	prev, err = factory.PreviousSecrets(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reused, made := factory.FillSecrets(again.Rows, prev); reused != 1 || made != 0 || again.Rows[0].SecretKey != generated {
+		t.Fatalf("second fill: %d %d %q", reused, made, again.Rows[0].SecretKey)
+	}
+	// Labels read the results file.
+	lab, err := factory.ReadCSV(bytes.NewReader(raw), factory.ForLabels)
+	if err != nil || len(lab.Rows) != 2 || lab.Rows[0].SecretKey != generated || len(lab.Problems) != 1 {
+		t.Fatalf("labels from results: %+v %+v %v", lab.Rows, lab.Problems, err)
+	}
+}
+
+func TestQRContent(t *testing.T) {
+	t.Parallel()
+	if got := factory.QRContent("", "Sensor <1>", `s"1`); got != `{"deviceName":"Sensor <1>","secretKey":"s\"1"}` {
+		t.Fatalf("json: %s", got)
+	}
+	if got := factory.QRContent("https://claim.example.com/?d={deviceName}&s={secretKey}", "Sensor 1", "a&b"); got != "https://claim.example.com/?d=Sensor+1&s=a%26b" {
+		t.Fatalf("template: %s", got)
+	}
+	var buf bytes.Buffer
+	skipped, err := factory.Labels(&buf, []factory.Row{{Line: 2, DeviceName: "Gerät ✓", SecretKey: "x"}, {Line: 3, DeviceName: "Gerät 2", SecretKey: "x"}},
+		factory.LabelOptions{})
+	if err != nil || len(skipped) != 1 || skipped[0].Line != 2 || !bytes.HasPrefix(buf.Bytes(), []byte("%PDF")) {
+		t.Fatalf("labels: %v %+v", err, skipped)
+	}
+	if _, err := factory.Labels(&buf, []factory.Row{{DeviceName: "a", SecretKey: "b"}}, factory.LabelOptions{QRTemplate: "https://x/"}); err == nil {
+		t.Fatal("a template without placeholders")
+	}
+}
