@@ -31,7 +31,7 @@ func TestStatsCountsEveryStatusAndTheBacklog(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	jobs, _ := s.Lease(ctx, 2, time.Minute)
+	jobs, _ := s.Lease(ctx, 2, time.Minute, nil)
 	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestRecentOutcomes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	jobs, _ := s.Lease(ctx, 3, time.Minute)
+	jobs, _ := s.Lease(ctx, 3, time.Minute, nil)
 	if err := deliver(t, s, jobs[0]); err != nil {
 		t.Fatal(err)
 	}
