@@ -178,7 +178,7 @@ func (b *bench) main(ctx context.Context) error {
 	_, _ = rand.Read(key)
 	b.dataKey = base64.StdEncoding.EncodeToString(key)
 	var err error
-	if b.sealer, err = seal.New(key); err != nil {
+	if b.sealer, err = seal.New([][]byte{key}); err != nil {
 		return err
 	}
 	// All load comes from one IP and touches each device once: the rate

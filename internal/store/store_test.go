@@ -385,10 +385,10 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noKey.Close()
-	if err := noKey.CheckDataKey(ctx); !errors.Is(err, claim.ErrCannotDecrypt) {
+	if _, err := noKey.CheckDataKey(ctx); !errors.Is(err, claim.ErrCannotDecrypt) {
 		t.Fatalf("start-up check without the key: %v", err)
 	}
-	if err := withKey.CheckDataKey(ctx); err != nil {
+	if _, err := withKey.CheckDataKey(ctx); err != nil {
 		t.Fatalf("start-up check with the key: %v", err)
 	}
 	jobs, err := noKey.Lease(ctx, 10, time.Minute)
