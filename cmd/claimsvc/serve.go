@@ -71,18 +71,14 @@ func migrate(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 // releases what it holds, the pool closes.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	if err := cfg.ForServe(); err != nil {
+		return err
+	}
 	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers)
 
-	key, err := seal.ParseKey(cfg.DataKey)
+	sealer, err := seal.New(cfg.DataKeys)
 	if err != nil {
 		return err
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		return err
-	}
-	if !sealer.Encrypts() {
-		log.Warn("CLAIMSVC_DATA_KEY is not set: device tokens and claim secrets are stored in plain text until delivered")
 	}
 
 	mqttURL := cfg.MQTTURL
@@ -111,7 +107,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.CheckDataKey(ctx); err != nil {
+	if err := checkKeys(ctx, st, log); err != nil {
 		return err
 	}
 
@@ -123,6 +119,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return fmt.Errorf("CLAIMSVC_LEASE_DURATION %s: must exceed one attempt (connect + ack timeouts + 1s = %s)", leaseFor, floor)
 	}
 	m := metrics.New()
+	announceInsecure(log, cfg, sealer, m)
 	hub := notify.New()
 	disp := dispatch.New(st, pub, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,

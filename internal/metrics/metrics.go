@@ -23,6 +23,7 @@ type Metrics struct {
 	Pending         prometheus.Gauge         // pending claims in the database
 	OldestPending   prometheus.Gauge         // age of the oldest pending claim, seconds
 	HTTPDuration    *prometheus.HistogramVec // route (pattern), method, code
+	Sec             Security                 // security.go
 }
 
 // New registers claimsvc's metrics, plus Go and process collectors, on a new
@@ -70,6 +71,7 @@ func New() *Metrics {
 	r.MustRegister(m.ClaimsAccepted, m.Deliveries, m.DeliveryLatency, m.AttemptDuration, m.InFlight,
 		m.Pending, m.OldestPending, m.HTTPDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Sec = newSecurity(r)
 	return m
 }
 
