@@ -130,6 +130,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}, log.With("component", "dispatcher"), m, hub.Done)
 
 	var draining atomic.Bool
+	guard := claimhttp.NewTokenGuard(claimhttp.Rate{N: cfg.RejectedTokenLimit.N, Per: cfg.RejectedTokenLimit.Per}, st, m,
+		log.With("component", "http"))
 	handler := claimhttp.NewServer(claimhttp.Deps{
 		Store: st, Validator: claim.NewValidator(cfg.DefaultDurationMs), Metrics: m, Hub: hub,
 		Log:    log.With("component", "http"),
@@ -139,17 +141,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			PerToken:       claimhttp.Rate{N: cfg.RateLimitToken.N, Per: cfg.RateLimitToken.Per},
 			TrustedProxies: cfg.TrustedProxies,
 		},
+		Guard: guard, Caps: claimhttp.Caps{Waiters: cfg.MaxWaiters, Batches: cfg.MaxBatches},
 		Hold:     cfg.TBClaimHold,
 		Draining: draining.Load, Wake: disp.Wake, OpenAPI: api.Spec,
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      claimhttp.MaxPreferWait*time.Second + 15*time.Second, // Prefer: wait holds answers
-		IdleTimeout:       90 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := claimhttp.NewHTTPServer(handler, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -175,6 +171,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return nil
 	})
 	g.Go(func() error { return disp.Run(dispCtx) })
+	g.Go(func() error { guard.Run(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done() // a signal, or the HTTP server failed
 		log.Info("shutting down")

@@ -60,8 +60,18 @@ func deviceToken(r *http.Request, from tokenFrom) (claim.Token, error) {
 }
 
 // createClaim handles POST /devices/{token}/claim and POST /devices/claim.
+//
+// A caller without an API key (the firmware, or someone guessing tokens)
+// never learns a claim's delivery outcome from this answer (docs/security.md
+// "Token guessing"): Prefer: wait is not applied for it, the new claim is
+// followed to its outcome against the caller's rejected-token budget, and a
+// replay that shows a rejected claim costs that budget.
 func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		anonymous := !keyHolder(r)
+		if anonymous && !s.allowGuess(w, r) {
+			return
+		}
 		c, replayed, wait, err := s.intake(w, r, from)
 		if err != nil {
 			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Inc()
@@ -74,11 +84,24 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 			w.Header().Set("Idempotent-Replayed", "true")
 		} else {
 			s.wake()
+			if anonymous {
+				s.track(r, c.ID)
+			}
 		}
 		s.metrics.ClaimsAccepted.WithLabelValues(outcome).Inc()
-		if wait >= 0 {
+		switch {
+		case anonymous:
+			if c.Status == claim.StatusRejected {
+				s.miss(r)
+			}
+		case wait >= 0 && (wait == 0 || c.Status.Final()):
 			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
-			c = s.waitFinal(r.Context(), c, time.Duration(wait)*time.Second)
+		case wait > 0:
+			if release, ok := s.waitSlot(); ok { // else: answered at once, without Preference-Applied
+				w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+				c = s.waitFinal(r.Context(), c, time.Duration(wait)*time.Second)
+				release()
+			}
 		}
 		status := http.StatusAccepted
 		if replayed || c.Status.Final() {
@@ -202,6 +225,8 @@ func acceptOutcome(err error) string {
 		return "invalid"
 	case claim.CodeUnavailable:
 		return "unavailable"
+	case codeRateLimited:
+		return "rate_limited"
 	}
 	return "error"
 }
@@ -219,8 +244,17 @@ func limitParam(r *http.Request, def, maxN int) (int, error) {
 	return n, nil
 }
 
+// deviceClaims handles GET /devices/{token}/claims and GET /devices/claims:
+// a device reads its own claims by its own token, without a key. For a
+// caller without a key, an answer that shows the token unknown (no claims)
+// or rejected (its newest claim) costs the rejected-token budget: reading a
+// guessed token's claims is the cheapest way to test it.
 func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		anonymous := !keyHolder(r)
+		if anonymous && !s.allowGuess(w, r) {
+			return
+		}
 		tok, err := deviceToken(r, from)
 		if err != nil {
 			writeError(w, r, s.log, err)
@@ -235,6 +269,9 @@ func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 		if err != nil {
 			writeError(w, r, s.log, err)
 			return
+		}
+		if anonymous && (len(cs) == 0 || cs[0].Status == claim.StatusRejected) {
+			s.miss(r)
 		}
 		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": views(cs)})
 	}

@@ -38,6 +38,8 @@ type Deps struct {
 	Hub       *notify.Hub // wakes Prefer: wait requests; nil: poll only
 	Access    Access
 	Limits    Limits        // rate limits; zero: none
+	Guard     *TokenGuard   // the rejected-token budget for callers without a key; nil: none
+	Caps      Caps          // concurrent waiters and batches; zero: the defaults
 	Hold      time.Duration // CLAIMSVC_TB_CLAIM_HOLD
 	Draining  func() bool   // true once shutdown began: /readyz answers 503
 	Wake      func()        // nudges the local dispatcher after a commit; may be nil
@@ -54,6 +56,10 @@ type server struct {
 	limits     Limits
 	ipLimit    *limiter // nil: no per-IP limit
 	tokenLimit *limiter // nil: no per-token limit
+	guard      *TokenGuard
+	waiters    chan struct{} // a slot per Prefer: wait request being held
+	batches    chan struct{} // a slot per batch being handled
+	batchWait  time.Duration
 	hold       time.Duration
 	draining   func() bool
 	wake       func()
@@ -66,6 +72,9 @@ func NewServer(d Deps) http.Handler {
 		access: d.Access, limits: d.Limits, hold: d.Hold, draining: d.Draining, wake: d.Wake, spec: d.OpenAPI}
 	s.ipLimit = newLimiter(d.Limits.PerIP, "too many requests from this client")
 	s.tokenLimit = newLimiter(d.Limits.PerToken, "too many requests for this device")
+	s.guard = d.Guard
+	caps := d.Caps.withDefaults()
+	s.waiters, s.batches, s.batchWait = make(chan struct{}, caps.Waiters), make(chan struct{}, caps.Batches), caps.BatchWait
 	if s.hub == nil {
 		s.hub = notify.New()
 	}

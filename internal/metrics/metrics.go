@@ -15,7 +15,7 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	ClaimsAccepted  *prometheus.CounterVec   // outcome: created, replayed, conflict, invalid, unavailable, error
+	ClaimsAccepted  *prometheus.CounterVec   // outcome: created, replayed, conflict, invalid, unavailable, rate_limited, error
 	Deliveries      *prometheus.CounterVec   // outcome: delivered, rejected, retry, failed, released
 	DeliveryLatency prometheus.Histogram     // accepted → PUBACK
 	AttemptDuration *prometheus.HistogramVec // one MQTT attempt, by outcome
@@ -34,7 +34,7 @@ func New() *Metrics {
 		Registry: r,
 		ClaimsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claimsvc_claims_accepted_total",
-			Help: "Claim requests by outcome: created (stored), replayed (an earlier claim answered), conflict, invalid, unavailable (database down), error.",
+			Help: "Claim requests by outcome: created (stored), replayed (an earlier claim answered), conflict, invalid, unavailable (database down or too many batches), rate_limited (a batch item over the per-device limit), error.",
 		}, []string{"outcome"}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claimsvc_deliveries_total",
