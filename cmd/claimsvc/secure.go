@@ -6,6 +6,7 @@ import (
 
 	"github.com/claimsvc/claimsvc/internal/config"
 	"github.com/claimsvc/claimsvc/internal/metrics"
+	"github.com/claimsvc/claimsvc/internal/retention"
 	"github.com/claimsvc/claimsvc/internal/seal"
 	"github.com/claimsvc/claimsvc/internal/store"
 )
@@ -54,4 +55,11 @@ func checkKeys(ctx context.Context, st *store.Store, log *slog.Logger) error {
 			"claims", rep.NotCurrent)
 	}
 	return nil
+}
+
+// retentionConfig is the retention sweep's part of the settings.
+func retentionConfig(cfg config.Config) retention.Config {
+	return retention.Config{Interval: cfg.RetentionInterval, Retention: store.Retention{
+		FailedSecrets: cfg.FailedSecretRetention, Claims: cfg.ClaimRetention, IdempotencyKeys: cfg.IdempotencyKeyRetention,
+	}}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/notify"
+	"github.com/claimsvc/claimsvc/internal/retention"
 	"github.com/claimsvc/claimsvc/internal/seal"
 	"github.com/claimsvc/claimsvc/internal/store"
 	"github.com/claimsvc/claimsvc/internal/tbemu"
@@ -172,6 +173,10 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	})
 	g.Go(func() error { return disp.Run(dispCtx) })
 	g.Go(func() error { guard.Run(gctx); return nil })
+	g.Go(func() error {
+		retention.Run(gctx, st, retentionConfig(cfg), log.With("component", "retention"), m)
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done() // a signal, or the HTTP server failed
 		log.Info("shutting down")
