@@ -17,7 +17,7 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func newStore(t *testing.T, key []byte) *store.Store { return storetest.New(t, key) }
+func newStore(t *testing.T, keys ...[]byte) *store.Store { return storetest.New(t, keys...) }
 
 func req(token, secret string, dur int64) claim.Request {
 	r := claim.Request{Token: claim.Token(token)}
