@@ -8,11 +8,12 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-demo: ## run claimsvc with an in-process ThingsBoard emulator (needs only local PostgreSQL)
+demo: ## run claimsvc with an in-process ThingsBoard emulator (needs only local PostgreSQL; open, on 127.0.0.1:8080)
 	$(GO) run ./cmd/claimsvc serve --demo --log-format=text
 
-run: ## run claimsvc against local PostgreSQL and Mosquitto (127.0.0.1:1883)
-	$(GO) run ./cmd/claimsvc serve --log-format=text --mqtt-url=tcp://127.0.0.1:1883
+run: ## run claimsvc against local PostgreSQL and Mosquitto (127.0.0.1:1883), on 127.0.0.1:8080, without keys (a development opt-out)
+	CLAIMSVC_INSECURE_NO_API_KEYS=true CLAIMSVC_INSECURE_NO_DATA_KEY=true \
+		$(GO) run ./cmd/claimsvc serve --log-format=text --http-addr=127.0.0.1:8080 --mqtt-url=tcp://127.0.0.1:1883
 
 tbemu: ## run the ThingsBoard emulator alone with demo data (MQTT on 1884: Mosquitto has 1883)
 	$(GO) run ./cmd/tbemu --demo --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:9090

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -203,5 +204,104 @@ func TestDockerfile(t *testing.T) {
 		if !slices.Contains(copies, top) && !slices.Contains(copies, ".") {
 			t.Errorf("the binary needs %s, but the Dockerfile does not COPY %s", pkg, top)
 		}
+	}
+}
+
+// TestComposeIsSafeByDefault: the stack publishes every port on loopback
+// only, and its example settings enable no insecure opt-out: claimsvc refuses
+// to start until the operator sets a data key and API keys.
+func TestComposeIsSafeByDefault(t *testing.T) {
+	t.Parallel()
+	c := load(t)
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes %q on every interface; publish it on 127.0.0.1", name, p)
+			}
+		}
+		for k, v := range s.Environment {
+			if strings.HasPrefix(k, "CLAIMSVC_INSECURE_") {
+				t.Errorf("%s sets %s=%s", name, k, v)
+			}
+		}
+	}
+	b, err := os.ReadFile("claimsvc.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		set[k] = v
+	}
+	for _, k := range []string{"CLAIMSVC_DATA_KEY", "CLAIMSVC_API_KEYS"} {
+		if v, ok := set[k]; !ok || v != "" {
+			t.Errorf("claimsvc.env.example must name %s with an empty value for the operator to fill (got %q)", k, v)
+		}
+	}
+	for k := range set {
+		if strings.HasPrefix(k, "CLAIMSVC_INSECURE_") {
+			t.Errorf("claimsvc.env.example sets %s", k)
+		}
+	}
+	if set["CLAIMSVC_REQUIRE_API_KEY"] == "" {
+		t.Error("claimsvc.env.example does not show CLAIMSVC_REQUIRE_API_KEY")
+	}
+}
+
+// TestAlertRules: deploy/prometheus-alerts.yml parses, and every metric its
+// expressions name exists in internal/metrics.
+func TestAlertRules(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("prometheus-alerts.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules struct {
+		Groups []struct {
+			Name  string `yaml:"name"`
+			Rules []struct {
+				Alert       string            `yaml:"alert"`
+				Expr        string            `yaml:"expr"`
+				For         string            `yaml:"for"`
+				Labels      map[string]string `yaml:"labels"`
+				Annotations map[string]string `yaml:"annotations"`
+			} `yaml:"rules"`
+		} `yaml:"groups"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&rules); err != nil {
+		t.Fatal(err)
+	}
+	var defined strings.Builder
+	files, _ := filepath.Glob("../internal/metrics/*.go")
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defined.Write(src)
+	}
+	name := regexp.MustCompile(`claimsvc_[a-z_]+`)
+	n := 0
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			n++
+			if r.Alert == "" || r.Expr == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" {
+				t.Errorf("rule %+v lacks alert, expr, severity or summary", r)
+			}
+			for _, m := range name.FindAllString(r.Expr, -1) {
+				if !strings.Contains(defined.String(), `"`+m+`"`) {
+					t.Errorf("alert %s uses %s, which internal/metrics does not define", r.Alert, m)
+				}
+			}
+		}
+	}
+	if n == 0 || !strings.Contains(string(b), "claimsvc_rejected_tokens_total") {
+		t.Fatal("no rule on claimsvc_rejected_tokens_total")
 	}
 }
