@@ -51,8 +51,14 @@ type OutcomeReader interface {
 type guardClient struct {
 	misses     []time.Time // within the window, oldest first
 	unresolved int         // tracked claims of this client
+	inflight   int         // requests admitted and not answered yet (guess)
 	warned     time.Time   // last "budget spent" log line
 }
+
+// used is what counts against the client's budget: misses in the window,
+// claims not resolved yet, and requests under way (admitted before their
+// outcome is known, so that concurrent guesses cannot all pass the check).
+func (c *guardClient) used() int { return len(c.misses) + c.unresolved + c.inflight }
 
 type trackedClaim struct {
 	client string
@@ -110,12 +116,22 @@ func (g *TokenGuard) prune(c *guardClient, now time.Time) {
 	c.misses = c.misses[i:]
 }
 
-// allow answers 429 and returns false when the request's client spent its
-// budget. It is for requests without an API key only.
-func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) bool {
+// guess is a request without a key, admitted against its client's budget:
+// it holds one unit of the budget until it ends, when the unit becomes a
+// tracked claim (created), a miss (missed) or is given back (end). A nil
+// guess (no budget, or a key holder) does nothing.
+type guess struct {
+	g      *TokenGuard
+	key    string
+	closed bool
+}
+
+// allowGuess admits a request without a key, or answers 429 and returns
+// false when its client spent its budget. The caller must end the guess.
+func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) (*guess, bool) {
 	g := s.guard
 	if g == nil {
-		return true
+		return nil, true
 	}
 	key := clientKey(r)
 	now := g.now()
@@ -127,11 +143,13 @@ func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) bool {
 		retry = time.Minute
 	default:
 		g.prune(c, now)
-		if len(c.misses)+c.unresolved >= g.limit.N {
-			retry = 10 * time.Second // an unresolved claim's outcome
+		if c.used() >= g.limit.N {
+			retry = 10 * time.Second // an unresolved claim's outcome, or a request under way
 			if len(c.misses) >= g.limit.N {
 				retry = c.misses[len(c.misses)-g.limit.N].Add(g.limit.Per).Sub(now)
 			}
+		} else {
+			c.inflight++
 		}
 	}
 	logIt := retry > 0 && c != nil && now.Sub(c.warned) > g.limit.Per
@@ -140,7 +158,7 @@ func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) bool {
 	}
 	g.mu.Unlock()
 	if retry <= 0 {
-		return true
+		return &guess{g: g, key: key}, true
 	}
 	g.sec.BudgetRefusals.Inc()
 	if logIt {
@@ -153,14 +171,66 @@ func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) bool {
 	writeError(w, r, s.log, claim.Errorf(codeRateLimited,
 		"too many unknown or rejected device tokens from this client, or claims not yet resolved; retry after %d seconds "+
 			"(a device's own token never comes near this limit)", secs))
-	return false
+	return nil, false
 }
 
-// miss counts one unknown or rejected token against the request's client.
-func (s *server) miss(r *http.Request) {
-	if s.guard != nil {
-		s.guard.miss(clientKey(r), "read")
+// release gives the request's unit back; the caller holds g.mu.
+func (gs *guess) release() bool {
+	if gs == nil || gs.closed {
+		return false
 	}
+	gs.closed = true
+	if c := gs.g.clients[gs.key]; c != nil && c.inflight > 0 {
+		c.inflight--
+	}
+	return true
+}
+
+// end gives the unit back if nothing else used it.
+func (gs *guess) end() {
+	if gs == nil {
+		return
+	}
+	gs.g.mu.Lock()
+	gs.release()
+	gs.g.mu.Unlock()
+}
+
+// missed turns the unit into a miss: the answer showed the caller an
+// unknown or rejected token.
+func (gs *guess) missed() {
+	if gs == nil {
+		return
+	}
+	gs.g.mu.Lock()
+	ok := gs.release()
+	gs.g.mu.Unlock()
+	if ok {
+		gs.g.miss(gs.key, "read")
+	}
+}
+
+// created turns the unit into a claim followed to its outcome.
+func (gs *guess) created(id uuid.UUID) {
+	if gs == nil {
+		return
+	}
+	g := gs.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !gs.release() {
+		return
+	}
+	c := g.client(gs.key)
+	if c == nil || len(g.tracked) >= guardMaxTracked {
+		return
+	}
+	if _, dup := g.tracked[id]; dup {
+		return
+	}
+	g.tracked[id] = trackedClaim{client: gs.key, since: g.now()}
+	c.unresolved++
+	g.sec.Unresolved.Set(float64(len(g.tracked)))
 }
 
 func (g *TokenGuard) miss(key, via string) {
@@ -175,27 +245,6 @@ func (g *TokenGuard) miss(key, via string) {
 			c.misses = c.misses[len(c.misses)-g.limit.N:]
 		}
 	}
-}
-
-// track follows a claim created without a key to its outcome.
-func (s *server) track(r *http.Request, id uuid.UUID) {
-	g := s.guard
-	if g == nil {
-		return
-	}
-	key := clientKey(r)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	c := g.client(key)
-	if c == nil || len(g.tracked) >= guardMaxTracked {
-		return
-	}
-	if _, dup := g.tracked[id]; dup {
-		return
-	}
-	g.tracked[id] = trackedClaim{client: key, since: g.now()}
-	c.unresolved++
-	g.sec.Unresolved.Set(float64(len(g.tracked)))
 }
 
 // Run follows tracked claims to their outcome until ctx ends: a rejected
@@ -262,7 +311,7 @@ func (g *TokenGuard) resolve(ctx context.Context) {
 	g.mu.Lock()
 	for key, c := range g.clients {
 		g.prune(c, now)
-		if len(c.misses) == 0 && c.unresolved == 0 && now.Sub(c.warned) > g.limit.Per {
+		if c.used() == 0 && now.Sub(c.warned) > g.limit.Per {
 			delete(g.clients, key)
 		}
 	}

@@ -69,8 +69,13 @@ func deviceToken(r *http.Request, from tokenFrom) (claim.Token, error) {
 func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		anonymous := !keyHolder(r)
-		if anonymous && !s.allowGuess(w, r) {
-			return
+		var gs *guess
+		if anonymous {
+			var ok bool
+			if gs, ok = s.allowGuess(w, r); !ok {
+				return
+			}
+			defer gs.end()
 		}
 		c, replayed, wait, err := s.intake(w, r, from)
 		if err != nil {
@@ -84,15 +89,13 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 			w.Header().Set("Idempotent-Replayed", "true")
 		} else {
 			s.wake()
-			if anonymous {
-				s.track(r, c.ID)
-			}
+			gs.created(c.ID)
 		}
 		s.metrics.ClaimsAccepted.WithLabelValues(outcome).Inc()
 		switch {
 		case anonymous:
 			if c.Status == claim.StatusRejected {
-				s.miss(r)
+				gs.missed()
 			}
 		case wait >= 0 && (wait == 0 || c.Status.Final()):
 			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
@@ -252,8 +255,13 @@ func limitParam(r *http.Request, def, maxN int) (int, error) {
 func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		anonymous := !keyHolder(r)
-		if anonymous && !s.allowGuess(w, r) {
-			return
+		var gs *guess
+		if anonymous {
+			var ok bool
+			if gs, ok = s.allowGuess(w, r); !ok {
+				return
+			}
+			defer gs.end()
 		}
 		tok, err := deviceToken(r, from)
 		if err != nil {
@@ -270,8 +278,8 @@ func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if anonymous && (len(cs) == 0 || cs[0].Status == claim.StatusRejected) {
-			s.miss(r)
+		if len(cs) == 0 || cs[0].Status == claim.StatusRejected {
+			gs.missed()
 		}
 		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": views(cs)})
 	}

@@ -247,6 +247,44 @@ func TestReplayOfARejectedClaimCostsTheBudget(t *testing.T) {
 	}
 }
 
+// Guesses sent at once cannot outrun the budget: each request holds a unit
+// of it from the moment it is admitted (a live probe of 50 concurrent
+// guesses got 51 through a budget of 20 before this).
+func TestConcurrentGuessesCannotOutrunTheBudget(t *testing.T) {
+	t.Parallel()
+	const budget, clients = 5, 60
+	e := newEnv(t, withKeys(), withGuard(t, budget))
+	var mu sync.Mutex
+	got := map[int]int{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range clients {
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", e.srv.URL+"/devices/claim", nil)
+			req.Header.Set("X-Device-Token", fmt.Sprintf("CONCURRENT_GUESS_%04d", i))
+			req.Header.Set("X-Forwarded-For", "192.0.2.30")
+			<-start
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			res.Body.Close()
+			mu.Lock()
+			got[res.StatusCode]++
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	var stored int
+	_ = e.store.Pool().QueryRow(t.Context(), `SELECT count(*) FROM claims`).Scan(&stored)
+	t.Logf("figures: %d concurrent guesses, budget %d: %v, %d stored", clients, budget, got, stored)
+	if got[202] > budget || stored > budget || got[202]+got[429] != clients {
+		t.Fatalf("%d concurrent guesses with a budget of %d: %v, %d stored", clients, budget, got, stored)
+	}
+}
+
 // Claims created without a key whose outcome is not known yet (ThingsBoard
 // away, or fire-and-forget guessing) count against the budget until they
 // are resolved: a guesser cannot queue guesses faster than they resolve.
