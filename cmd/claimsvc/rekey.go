@@ -11,7 +11,7 @@ import (
 )
 
 // rekey seals every stored token and secret again with the keyring's first
-// key (docs/security.md "Keys that rotate"). It runs beside serving replicas.
+// key (docs/security.md §5). It runs beside serving replicas.
 func rekey(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
 	if len(cfg.DataKeys) == 0 {

@@ -12,7 +12,7 @@ import (
 )
 
 // announceInsecure says, at every start and in claimsvc_insecure_settings,
-// which protections are off (docs/security.md): the demo's defaults or an
+// which protections are off (docs/security.md §2, §8): the demo's defaults or an
 // explicit opt-out.
 func announceInsecure(log *slog.Logger, cfg config.Config, sealer *seal.Sealer, m *metrics.Metrics) {
 	for _, s := range []string{"no_api_keys", "no_data_key"} {

@@ -33,7 +33,7 @@ type Config struct {
 	DataKey            string // base64; see internal/seal
 	APIKeyHashes       [][]byte
 	RequireAPIKey      bool
-	// Security settings (docs/security.md): see secure.go.
+	// Security settings (docs/security.md §2 to §7): see secure.go.
 	InsecureNoAPIKeys       bool     // serve without API keys (explicit opt-out)
 	DataKeyring             string   // CLAIMSVC_DATA_KEYS as given
 	DataKeys                [][]byte // the keyring: CLAIMSVC_DATA_KEYS, or CLAIMSVC_DATA_KEY alone; the first seals

@@ -118,7 +118,7 @@ func (c Config) Insecure() []string {
 
 // ForServe checks what `serve` needs on top of Parse (migrate and rekey do
 // not): API keys and a data key, unless the demo or an explicit opt-out says
-// otherwise (docs/security.md). In demo mode without API keys every route is
+// otherwise (docs/security.md §2). In demo mode without API keys every route is
 // open, so the API listens on loopback only: an address without a host (or
 // an unspecified one) becomes 127.0.0.1, and another host is refused.
 func (c *Config) ForServe() error {

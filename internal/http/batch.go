@@ -33,7 +33,7 @@ const (
 	// MaxBatchBody is the largest batch body. A typical claim takes about
 	// 100 bytes, so 1,000 of them fit many times over; each one is still
 	// bounded by MaxClaimBody. With at most Caps.Batches batches at once,
-	// bodies cost a bounded amount of memory (docs/security.md).
+	// bodies cost a bounded amount of memory (docs/security.md §4).
 	MaxBatchBody = 512 << 10
 )
 

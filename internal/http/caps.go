@@ -9,8 +9,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 )
 
-// Caps bound what concurrent requests may hold (docs/security.md "Bounded
-// waiters and batches").
+// Caps bound what concurrent requests may hold (docs/security.md §4).
 type Caps struct {
 	// Waiters is how many Prefer: wait requests are held at once
 	// (CLAIMSVC_MAX_WAITERS); one more is answered at once (202).

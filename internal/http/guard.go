@@ -16,9 +16,9 @@ import (
 	"github.com/claimsvc/claimsvc/internal/metrics"
 )
 
-// TokenGuard is the rejected-token budget (docs/security.md "Token
-// guessing"). Device routes answer callers without an API key (the
-// firmware), so whoever reaches them can present any token. What a guess
+// TokenGuard is the rejected-token budget (docs/security.md §3). Device
+// routes answer callers without an API key (the firmware), so whoever
+// reaches them can present any token. What a guess
 // can teach is whether the token exists: a claim that ThingsBoard rejects,
 // or a device claimsvc has never seen. The guard counts, per client IP,
 // every such miss that a caller without a key causes or is shown, and every

@@ -62,10 +62,10 @@ func deviceToken(r *http.Request, from tokenFrom) (claim.Token, error) {
 // createClaim handles POST /devices/{token}/claim and POST /devices/claim.
 //
 // A caller without an API key (the firmware, or someone guessing tokens)
-// never learns a claim's delivery outcome from this answer (docs/security.md
-// "Token guessing"): Prefer: wait is not applied for it, the new claim is
-// followed to its outcome against the caller's rejected-token budget, and a
-// replay that shows a rejected claim costs that budget.
+// never learns a claim's delivery outcome from this answer
+// (docs/security.md §3): Prefer: wait is not applied for it, the new claim
+// is followed to its outcome against the caller's rejected-token budget,
+// and a replay that shows a rejected claim costs that budget.
 func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		anonymous := !keyHolder(r)

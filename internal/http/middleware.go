@@ -104,7 +104,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// Access decides who may call which routes (docs/security.md). Keys are
+// Access decides who may call which routes (docs/security.md §1.2). Keys are
 // configured as SHA-256 hex digests (CLAIMSVC_API_KEYS), so the service never
 // holds them in clear. Whenever keys are configured, every route but the
 // device routes and the probes needs one: operators' routes, reads of a

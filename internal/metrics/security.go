@@ -2,7 +2,7 @@ package metrics
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Security holds the metrics behind docs/security.md: the rejected-token
+// Security holds the metrics of docs/security.md §8: the rejected-token
 // budget, the caps on waiters and batches, the opt-outs in effect and the
 // retention sweep. Labels are fixed enums.
 type Security struct {

@@ -1,5 +1,5 @@
 // Package retention runs the store's retention sweep on a timer
-// (docs/security.md "Retention"): failed claims lose their token and secret,
+// (docs/security.md §6): failed claims lose their token and secret,
 // old final claims and Idempotency-Keys are deleted. Every replica runs it;
 // the store lets one sweep at a time.
 package retention

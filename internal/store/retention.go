@@ -7,7 +7,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Retention says how long what is kept (docs/security.md "Retention"); a
+// Retention says how long what is kept (docs/security.md §6); a
 // zero duration keeps it forever.
 type Retention struct {
 	FailedSecrets   time.Duration // erase a failed claim's token and secret this long after it failed
