@@ -277,7 +277,7 @@ func TestFullClaimLeaksNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	everything := svc.out.String() + answers.String() + metricsText + list + events
-	for _, s := range []string{"LEAKxCANARY", token, secret, badToken, testAPIKey} {
+	for _, s := range []string{"LEAKxCANARY", token, secret, badToken, testAPIKey, testDataKey} {
 		if strings.Contains(everything, s) {
 			i := strings.Index(everything, s)
 			t.Fatalf("%q leaked: …%s…", s, everything[max(0, i-200):min(len(everything), i+100)])

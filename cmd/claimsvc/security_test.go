@@ -18,14 +18,14 @@ import (
 	"github.com/claimsvc/claimsvc/internal/pgtest"
 )
 
-// runOnce runs one command with env and returns its error and output.
-func runOnce(t *testing.T, env map[string]string, args ...string) (error, string) {
+// runOnce runs one command with env and returns its output and error.
+func runOnce(t *testing.T, env map[string]string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	var out bytes.Buffer
 	err := run(ctx, args, func(k string) string { return env[k] }, &out, &out)
-	return err, out.String()
+	return out.String(), err
 }
 
 // Item 1: serve does not start open. Without API keys or without a data key
@@ -46,7 +46,7 @@ func TestServeRefusesToStartOpen(t *testing.T) {
 		{"data key as a flag", nil, []string{"--data-key=" + testDataKey}, "CLAIMSVC_DATA_KEY_FILE"},
 		{"database URL as a flag", nil, []string{"--database-url=" + db}, "CLAIMSVC_DATABASE_URL_FILE"},
 	} {
-		err, out := runOnce(t, tc.env, append([]string{"serve"}, tc.args...)...)
+		out, err := runOnce(t, tc.env, append([]string{"serve"}, tc.args...)...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error()+out, testDataKey) {
 			t.Errorf("%s: %v\n%s", tc.name, err, out)
 		}
@@ -150,12 +150,12 @@ func TestRekeyCommandAndATamperedRow(t *testing.T) {
 	}
 
 	// The new key first, the old one after it.
-	err, out := runOnce(t, map[string]string{"CLAIMSVC_DATABASE_URL": db, "CLAIMSVC_DATA_KEYS": newKey + "," + oldKey}, "rekey")
+	out, err := runOnce(t, map[string]string{"CLAIMSVC_DATABASE_URL": db, "CLAIMSVC_DATA_KEYS": newKey + "," + oldKey}, "rekey")
 	if err == nil || !strings.Contains(err.Error(), "1 claims do not open") || !strings.Contains(err.Error(), ids["REKEY_TOKEN_SWAP"]) ||
 		!strings.Contains(out, "rekey: 2 claims sealed again") {
 		t.Fatalf("rekey: %v\n%s", err, out)
 	}
-	if err, out := runOnce(t, map[string]string{"CLAIMSVC_DATABASE_URL": db}, "rekey"); err == nil || !strings.Contains(err.Error(), "CLAIMSVC_DATA_KEYS") {
+	if out, err := runOnce(t, map[string]string{"CLAIMSVC_DATABASE_URL": db}, "rekey"); err == nil || !strings.Contains(err.Error(), "CLAIMSVC_DATA_KEYS") {
 		t.Fatalf("rekey without keys: %v\n%s", err, out)
 	}
 
