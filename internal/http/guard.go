@@ -126,8 +126,18 @@ type guess struct {
 	closed bool
 }
 
+// admit lets a request on a device route through: a key holder at once (nil
+// guess), a request without a key against its client's budget (allowGuess).
+// ok false means it was answered (429). The caller must end the guess.
+func (s *server) admit(w http.ResponseWriter, r *http.Request) (gs *guess, ok bool) {
+	if keyHolder(r) {
+		return nil, true
+	}
+	return s.allowGuess(w, r)
+}
+
 // allowGuess admits a request without a key, or answers 429 and returns
-// false when its client spent its budget. The caller must end the guess.
+// false when its client spent its budget.
 func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) (*guess, bool) {
 	g := s.guard
 	if g == nil {

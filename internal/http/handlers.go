@@ -68,15 +68,11 @@ func deviceToken(r *http.Request, from tokenFrom) (claim.Token, error) {
 // and a replay that shows a rejected claim costs that budget.
 func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		anonymous := !keyHolder(r)
-		var gs *guess
-		if anonymous {
-			var ok bool
-			if gs, ok = s.allowGuess(w, r); !ok {
-				return
-			}
-			defer gs.end()
+		gs, ok := s.admit(w, r)
+		if !ok {
+			return
 		}
+		defer gs.end()
 		c, replayed, wait, err := s.intake(w, r, from)
 		if err != nil {
 			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Inc()
@@ -93,7 +89,7 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 		}
 		s.metrics.ClaimsAccepted.WithLabelValues(outcome).Inc()
 		switch {
-		case anonymous:
+		case !keyHolder(r):
 			if c.Status == claim.StatusRejected {
 				gs.missed()
 			}
@@ -254,15 +250,11 @@ func limitParam(r *http.Request, def, maxN int) (int, error) {
 // guessed token's claims is the cheapest way to test it.
 func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		anonymous := !keyHolder(r)
-		var gs *guess
-		if anonymous {
-			var ok bool
-			if gs, ok = s.allowGuess(w, r); !ok {
-				return
-			}
-			defer gs.end()
+		gs, ok := s.admit(w, r)
+		if !ok {
+			return
 		}
+		defer gs.end()
 		tok, err := deviceToken(r, from)
 		if err != nil {
 			writeError(w, r, s.log, err)

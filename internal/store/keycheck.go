@@ -6,7 +6,6 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/seal"
@@ -33,22 +32,10 @@ type KeyReport struct {
 // reported (and handed back by Lease) while the others are sent.
 func (s *Store) CheckDataKey(ctx context.Context) (KeyReport, error) {
 	var r KeyReport
-	rows, err := s.pool.Query(ctx, `SELECT id, token, secret FROM claims WHERE token IS NOT NULL
+	got, err := s.querySealed(ctx, "check data key", `SELECT id, token, secret FROM claims WHERE token IS NOT NULL
 		ORDER BY created_at DESC LIMIT $1`, keyCheckSample)
 	if err != nil {
-		return r, dbErr("check data key", err)
-	}
-	type row struct {
-		id            uuid.UUID
-		token, secret []byte
-	}
-	got, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (row, error) {
-		var x row
-		err := cr.Scan(&x.id, &x.token, &x.secret)
-		return x, err
-	})
-	if err != nil {
-		return r, dbErr("check data key", err)
+		return r, err
 	}
 	var firstUnknown error
 	for _, x := range got {

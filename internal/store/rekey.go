@@ -34,24 +34,12 @@ func (s *Store) Rekey(ctx context.Context) (RekeyResult, error) {
 	prefix := s.sealer.CurrentPrefix()
 	after := uuid.Nil
 	for {
-		rows, err := s.pool.Query(ctx, `SELECT id, token, secret FROM claims
+		got, err := s.querySealed(ctx, "rekey", `SELECT id, token, secret FROM claims
 			WHERE id > $3 AND ((token IS NOT NULL AND substring(token FROM 1 FOR $2) <> $1)
 			                OR (secret IS NOT NULL AND substring(secret FROM 1 FOR $2) <> $1))
 			ORDER BY id LIMIT $4`, prefix, len(prefix), after, rekeyPage)
 		if err != nil {
-			return res, dbErr("rekey", err)
-		}
-		type row struct {
-			id            uuid.UUID
-			token, secret []byte
-		}
-		got, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (row, error) {
-			var x row
-			err := cr.Scan(&x.id, &x.token, &x.secret)
-			return x, err
-		})
-		if err != nil {
-			return res, dbErr("rekey", err)
+			return res, err
 		}
 		if len(got) == 0 {
 			return res, nil

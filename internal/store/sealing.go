@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/seal"
@@ -42,6 +43,27 @@ func (s *Store) openJob(id uuid.UUID, token, secret []byte) (claim.Token, *claim
 	}
 	sk := claim.Secret(sec)
 	return claim.Token(tok), &sk, nil
+}
+
+// sealedRow is a claim's id with its sealed token and secret, as stored.
+type sealedRow struct {
+	id            uuid.UUID
+	token, secret []byte
+}
+
+// querySealed runs a query that selects id, token, secret and collects its
+// rows.
+func (s *Store) querySealed(ctx context.Context, op, sql string, args ...any) ([]sealedRow, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, dbErr(op, err)
+	}
+	got, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (sealedRow, error) {
+		var x sealedRow
+		err := cr.Scan(&x.id, &x.token, &x.secret)
+		return x, err
+	})
+	return got, dbErr(op, err)
 }
 
 // unopened is a leased claim whose token or secret does not open here.
