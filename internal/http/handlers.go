@@ -107,7 +107,7 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 			status = http.StatusOK
 		}
 		w.Header().Set("Location", "/claims/"+c.ID.String())
-		writeJSON(w, "application/json", status, view(c))
+		writeJSON(w, "application/json", status, viewsFor(r, c)[0])
 	}
 }
 
@@ -273,7 +273,7 @@ func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 		if len(cs) == 0 || cs[0].Status == claim.StatusRejected {
 			gs.missed()
 		}
-		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": views(cs)})
+		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": viewsFor(r, cs...)})
 	}
 }
 

@@ -87,8 +87,9 @@ func metricValue(t *testing.T, e *env, series string) string {
 
 // Item 1: with keys configured, reads by id, the audit trail and the batch
 // need a key (they show the token hint, the audit trail and the broker's
-// address in lastError); the device routes stay open to the firmware; a
-// wrong key is refused wherever it is sent.
+// address in lastError); the device routes stay open to the firmware, but
+// show lastError to key holders only; a wrong key is refused wherever it is
+// sent.
 func TestReadsByIDAndBatchNeedAKey(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, withKeys())
@@ -119,6 +120,23 @@ func TestReadsByIDAndBatchNeedAKey(t *testing.T) {
 	}
 	if r := e.do("GET", "/claims/"+id, keyHeader, ""); r.status != 200 {
 		t.Fatalf("read by id with the key: %d", r.status)
+	}
+	// lastError names the broker's address: key holders only.
+	if _, err := e.store.Pool().Exec(t.Context(), `UPDATE claims SET last_error = 'broker unreachable: dial tcp 10.9.8.7:1883' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	h := map[string]string{"X-Device-Token": "KEYED_TOKEN_0001"}
+	if r := e.do("GET", "/devices/claims", h, ""); r.status != 200 || strings.Contains(string(r.raw), "10.9.8.7") ||
+		!strings.Contains(string(r.raw), `"lastError":null`) {
+		t.Fatalf("a device's read shows lastError: %s", r.raw)
+	}
+	h["Authorization"] = "Bearer " + testAPIKey
+	if r := e.do("GET", "/devices/claims", h, ""); !strings.Contains(string(r.raw), "10.9.8.7") {
+		t.Fatalf("a key holder's read lacks lastError: %s", r.raw)
+	}
+	if r := e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "KEYED_TOKEN_0001"}, `{"secretKey":"s"}`); r.status != 200 ||
+		strings.Contains(string(r.raw), "10.9.8.7") {
+		t.Fatalf("a replay without a key shows lastError: %d %s", r.status, r.raw)
 	}
 	if r := e.do("GET", "/claims/"+id+"/events", keyHeader, ""); r.status != 200 {
 		t.Fatalf("events with the key: %d", r.status)
@@ -153,7 +171,7 @@ func TestTokenGuessingIsBounded(t *testing.T) {
 	// answer does not wait for ThingsBoard and does not say how it went.
 	start := time.Now()
 	r := e.do("POST", "/devices/claim", from(device, map[string]string{"X-Device-Token": "REAL_DEVICE_TOKEN_01", "Prefer": "wait=5"}), `{"secretKey":"s"}`)
-	if r.status != 202 || r.body["status"] != "pending" || r.header.Get("Preference-Applied") != "" || time.Since(start) > 2*time.Second {
+	if r.status != 202 || r.body["status"] != "pending" || r.header.Get("Preference-Applied") != "" || time.Since(start) > 4*time.Second {
 		t.Fatalf("firmware claim: %d %s %v", r.status, r.raw, r.header)
 	}
 	// The device reads its own claims by its own token (firmware rule).
@@ -319,7 +337,7 @@ func TestWaitersAreCapped(t *testing.T) {
 	for i := range clients {
 		wg.Go(func() {
 			req, _ := http.NewRequest("POST", e.srv.URL+fmt.Sprintf("/devices/WAIT_TOKEN_%04d/claim", i), nil)
-			req.Header.Set("Prefer", "wait=2")
+			req.Header.Set("Prefer", "wait=4")
 			t0 := time.Now()
 			res, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -331,9 +349,11 @@ func TestWaitersAreCapped(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
-			case res.StatusCode == 202 && res.Header.Get("Preference-Applied") == "wait=2" && time.Since(t0) >= 1900*time.Millisecond:
+			// "At once" is well before the wait ends; -race on a loaded
+			// machine takes over a second to answer 60 clients.
+			case res.StatusCode == 202 && res.Header.Get("Preference-Applied") == "wait=4" && time.Since(t0) >= 3900*time.Millisecond:
 				waited++
-			case res.StatusCode == 202 && res.Header.Get("Preference-Applied") == "" && time.Since(t0) < time.Second:
+			case res.StatusCode == 202 && res.Header.Get("Preference-Applied") == "" && time.Since(t0) < 3*time.Second:
 				atOnce++
 			default:
 				t.Errorf("status %d, Preference-Applied %q after %s", res.StatusCode, res.Header.Get("Preference-Applied"), time.Since(t0))
@@ -400,7 +420,7 @@ func TestBatchLimits(t *testing.T) {
 	body := `[{"token":"SLOW_BATCH_TOKEN_1"}]`
 	fmt.Fprintf(conn, "POST /claims:batch HTTP/1.1\r\nHost: c\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n[",
 		testAPIKey, len(body))
-	time.Sleep(200 * time.Millisecond) // the handler now holds the only slot, reading
+	time.Sleep(time.Second) // the handler now holds the only slot, reading
 	start := time.Now()
 	busy := e.do("POST", "/claims:batch", keyHeader, `[{"token":"SECOND_BATCH_TOK1"}]`)
 	if busy.status != 503 || busy.header.Get("Retry-After") != "1" || time.Since(start) < 400*time.Millisecond {
