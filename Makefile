@@ -12,11 +12,13 @@ TOOL    := $(GO) tool -modfile=tools/go.mod
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-demo: ## run claimsvc with an in-process ThingsBoard emulator (PostgreSQL: the local one, or a private one it starts)
+demo: ## run claimsvc with an in-process ThingsBoard emulator (PostgreSQL: the local one, or a private one it starts; open, on 127.0.0.1:8080)
 	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL -- $(GO) run ./cmd/claimsvc serve --demo --log-format=text
 
-run: ## run claimsvc against PostgreSQL and Mosquitto on 127.0.0.1:1883 (private ones when none answer)
-	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL --mosquitto -- $(GO) run ./cmd/claimsvc serve --log-format=text --mqtt-url=tcp://127.0.0.1:1883
+run: ## run claimsvc against PostgreSQL and Mosquitto on 127.0.0.1:1883 (private ones when none answer), on 127.0.0.1:8080, without keys (a development opt-out)
+	@CLAIMSVC_INSECURE_NO_API_KEYS=true CLAIMSVC_INSECURE_NO_DATA_KEY=true \
+		$(SERVICES) --postgres CLAIMSVC_DATABASE_URL --mosquitto -- $(GO) run ./cmd/claimsvc serve --log-format=text \
+		--http-addr=127.0.0.1:8080 --mqtt-url=tcp://127.0.0.1:1883
 
 tbemu: ## run the ThingsBoard emulator alone with demo data (MQTT on 1884: Mosquitto has 1883)
 	$(GO) run ./cmd/tbemu --demo --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:9090

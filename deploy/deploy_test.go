@@ -207,3 +207,48 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 }
+
+// TestComposeIsSafeByDefault: the stack publishes every port on loopback
+// only, and its example settings enable no insecure opt-out: claimsvc refuses
+// to start until the operator sets a data key and API keys.
+func TestComposeIsSafeByDefault(t *testing.T) {
+	t.Parallel()
+	c := load(t)
+	for name, s := range c.Services {
+		for _, p := range s.Ports {
+			if !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("%s publishes %q on every interface; publish it on 127.0.0.1", name, p)
+			}
+		}
+		for k, v := range s.Environment {
+			if strings.HasPrefix(k, "CLAIMSVC_INSECURE_") {
+				t.Errorf("%s sets %s=%s", name, k, v)
+			}
+		}
+	}
+	b, err := os.ReadFile("claimsvc.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, _ := strings.Cut(line, "=")
+		set[k] = v
+	}
+	for _, k := range []string{"CLAIMSVC_DATA_KEY", "CLAIMSVC_API_KEYS"} {
+		if v, ok := set[k]; !ok || v != "" {
+			t.Errorf("claimsvc.env.example must name %s with an empty value for the operator to fill (got %q)", k, v)
+		}
+	}
+	for k := range set {
+		if strings.HasPrefix(k, "CLAIMSVC_INSECURE_") {
+			t.Errorf("claimsvc.env.example sets %s", k)
+		}
+	}
+	if set["CLAIMSVC_REQUIRE_API_KEY"] == "" {
+		t.Error("claimsvc.env.example does not show CLAIMSVC_REQUIRE_API_KEY")
+	}
+}

@@ -26,8 +26,8 @@ func (b *bench) prefill(ctx context.Context, n int, prefix string) error {
 		if err != nil {
 			return err
 		}
-		rows = append(rows, []any{id, r.Token.Hash(), claim.Hint(tok), b.sealer.Seal([]byte(tok), id[:]),
-			b.sealer.Seal([]byte(sec), id[:]), true, dur, r.Fingerprint(), now})
+		rows = append(rows, []any{id, r.Token.Hash(), claim.Hint(tok), b.sealer.Seal([]byte(tok), id[:], "token"),
+			b.sealer.Seal([]byte(sec), id[:], "secret"), true, dur, r.Fingerprint(), now})
 	}
 	conn, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {

@@ -119,8 +119,8 @@ func (b *bench) intakeBaseline(ctx context.Context, clients int, prefix string) 
 			return 0
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit: a no-op
-		if _, err := tx.Exec(ctx, baselineSQL, id, r.Token.Hash(), claim.Hint(tok), b.sealer.Seal([]byte(tok), id[:]),
-			b.sealer.Seal([]byte(secret), id[:]), dur, r.Fingerprint()); err != nil {
+		if _, err := tx.Exec(ctx, baselineSQL, id, r.Token.Hash(), claim.Hint(tok), b.sealer.Seal([]byte(tok), id[:], "token"),
+			b.sealer.Seal([]byte(secret), id[:], "secret"), dur, r.Fingerprint()); err != nil {
 			return 0
 		}
 		if tx.Commit(ctx) != nil {

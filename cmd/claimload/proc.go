@@ -48,9 +48,7 @@ func (b *bench) startService(ctx context.Context, name, mqttURL string, extra ..
 	}
 	args := append([]string{"serve",
 		"--http-addr=127.0.0.1:" + strconv.Itoa(port),
-		"--database-url=" + b.dbURL,
 		"--mqtt-url=" + mqttURL,
-		"--data-key=" + b.dataKey,
 		"--log-format=json",
 		"--shutdown-timeout=4s",
 	}, extra...)
@@ -71,7 +69,7 @@ func (b *bench) startService(ctx context.Context, name, mqttURL string, extra ..
 	}
 	cmd := exec.Command(b.opts.claimsvc, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")} // settings come only from the flags above
+	cmd.Env = b.serviceEnv() // secrets and the API key's digest; every other setting comes from the flags above
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("start %s: %w", b.opts.claimsvc, err)

@@ -48,7 +48,7 @@ func (c *rawClient) post(ctx context.Context, path, contentType string, body []b
 	_ = c.conn.SetDeadline(time.Now().Add(30 * time.Second))
 	c.buf = append(c.buf[:0], "POST "...)
 	c.buf = append(c.buf, path...)
-	c.buf = append(c.buf, " HTTP/1.1\r\nHost: claimsvc\r\nContent-Type: "...)
+	c.buf = append(c.buf, " HTTP/1.1\r\nHost: claimsvc\r\nAuthorization: Bearer "+benchAPIKey+"\r\nContent-Type: "...)
 	c.buf = append(c.buf, contentType...)
 	c.buf = append(c.buf, "\r\nContent-Length: "...)
 	c.buf = strconv.AppendInt(c.buf, int64(len(body)), 10)

@@ -272,7 +272,7 @@ func TestConsoleInTheBrowser(t *testing.T) {
 func TestConsoleDemoNeedsNoLogin(t *testing.T) {
 	t.Parallel()
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_DEMO": "true",
-		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": freeAddr(t)})
+		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": freeAddr(t), "CLAIMSVC_API_KEYS": ""})
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	get := func(path string) (int, string) {

@@ -191,6 +191,7 @@ func TestHTTPDeliveryAndTheDurationRule(t *testing.T) {
 		t.Fatalf("attribute claim: %d %v", status, v)
 	}
 	req, _ := http.NewRequestWithContext(t.Context(), "DELETE", svc.url+"/claims/"+v["id"].(string), nil)
+	req.Header.Set("Authorization", "Bearer "+svc.apiKey)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -154,14 +154,18 @@ func TestEndToEndHoldRule(t *testing.T) {
 }
 
 // TestDemoMode is the README's first command: serve --demo runs the emulator
-// in-process, and a claim goes from curl to "customer owns the device".
+// in-process with no setup at all (no API key, no data key), says loudly
+// that it is open, and a claim goes from curl to "customer owns the device".
 func TestDemoMode(t *testing.T) {
 	t.Parallel()
 	restAddr := freeAddr(t)
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_DEMO": "true",
-		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": restAddr})
-	if !strings.Contains(svc.out.String(), "demo mode") {
-		t.Fatalf("the log does not say demo mode is on:\n%s", svc.out.String())
+		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": restAddr,
+		"CLAIMSVC_API_KEYS": "", "CLAIMSVC_DATA_KEY": ""})
+	for _, want := range []string{"demo mode", "INSECURE: no API keys (--demo", "INSECURE: no data key"} {
+		if !strings.Contains(svc.out.String(), want) {
+			t.Fatalf("the log does not say %q:\n%s", want, svc.out.String())
+		}
 	}
 	status, v := svc.post(t, "/devices/claim", map[string]string{"X-Device-Token": "DHT11_DEMO_TOKEN", "Prefer": "wait=5"}, `{"secretKey":"demo-secret"}`)
 	if status != 200 || v["status"] != "delivered" {

@@ -46,6 +46,7 @@ const usage = `claimsvc claims ThingsBoard devices on their behalf.
 Usage:
   claimsvc serve [flags]        run the HTTP API and the delivery dispatcher
   claimsvc migrate [flags]      apply database migrations and exit
+  claimsvc rekey [flags]        seal every stored token and secret again with the first key of CLAIMSVC_DATA_KEYS
   claimsvc healthcheck [flags]  exit 0 when the local service's /readyz answers 200
   claimsvc version              print the version
   claimsvc COMMAND --help       help for one command
@@ -54,7 +55,8 @@ For factory tools (they call a claimsvc's HTTP API: --url or CLAIMSVC_URL,
 the API key in CLAIMSVC_API_KEY):
 %s
 
-Settings of serve (each flag is also an environment variable; a flag wins):
+Settings of serve (each flag is also an environment variable; a flag wins;
+secrets come only from the environment or a file, never from a flag):
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -83,6 +85,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		return migrate(ctx, cfg, stderr)
+	case "rekey":
+		cfg, err := config.Parse(rest, getenv, stdout)
+		if err != nil {
+			return err
+		}
+		return rekey(ctx, cfg, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, rest, getenv, stdout)
 	case "claim", "import", "labels", "status":

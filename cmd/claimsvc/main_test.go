@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -38,12 +42,37 @@ type service struct {
 	out    *syncbuf.Buffer
 	stop   func() error
 	stopMu sync.Once
+	apiKey string // sent by post and get, as a factory tool or an operator would; "" for none
 }
 
+// testAPIKey is the key the services of these tests accept; secureEnv
+// configures it (as its digest) and a data key, as an operator must.
+const testAPIKey = "TEST_API_KEY_CANARY_0123456789"
+
+func secureEnv() map[string]string {
+	sum := sha256.Sum256([]byte(testAPIKey))
+	return map[string]string{"CLAIMSVC_API_KEYS": hex.EncodeToString(sum[:]), "CLAIMSVC_DATA_KEY": testDataKey}
+}
+
+// testDataKey is the data key of these tests' services (one key, so that a
+// restarted service opens what the first run stored).
+var testDataKey = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("k"), 32))
+
+func newDataKey() string {
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	return base64.StdEncoding.EncodeToString(key)
+}
+
+// startService runs serve with an API key and a data key (secureEnv) plus
+// env; an env value "" removes a setting.
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
 	addr := freeAddr(t)
 	base := map[string]string{"CLAIMSVC_HTTP_ADDR": addr, "CLAIMSVC_LOG_LEVEL": "debug", "CLAIMSVC_SHUTDOWN_TIMEOUT": "4s"}
+	for k, v := range secureEnv() {
+		base[k] = v
+	}
 	for k, v := range env {
 		base[k] = v
 	}
@@ -52,6 +81,9 @@ func startService(t *testing.T, env map[string]string) *service {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"serve"}, func(k string) string { return base[k] }, out, out) }()
 	s := &service{url: "http://" + addr, out: out}
+	if base["CLAIMSVC_API_KEYS"] != "" {
+		s.apiKey = testAPIKey
+	}
 	var runErr error
 	s.stop = func() error {
 		s.stopMu.Do(func() { cancel(); runErr = <-done })
@@ -82,8 +114,15 @@ func (s *service) post(t *testing.T, path string, header map[string]string, body
 	t.Helper()
 	req, _ := http.NewRequest("POST", s.url+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
+	if s.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	}
 	for k, v := range header {
-		req.Header.Set(k, v)
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -97,7 +136,11 @@ func (s *service) post(t *testing.T, path string, header map[string]string, body
 
 func (s *service) get(t *testing.T, path string) (int, string) {
 	t.Helper()
-	res, err := http.Get(s.url + path)
+	req, _ := http.NewRequest("GET", s.url+path, nil)
+	if s.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+s.apiKey)
+	}
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +172,7 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 	if err := run(t.Context(), []string{"--help"}, func(string) string { return "" }, &out, &out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"serve", "migrate", "healthcheck", "version", "--database-url", "CLAIMSVC_DATABASE_URL",
+	for _, want := range []string{"serve", "migrate", "healthcheck", "version", "rekey", "CLAIMSVC_DATABASE_URL_FILE", "CLAIMSVC_DATABASE_URL",
 		"--mqtt-url", "CLAIMSVC_DATA_KEY", "CLAIMSVC_TB_CLAIM_HOLD", "CLAIMSVC_MAX_PENDING_AGE", "--demo"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %s", want)
@@ -234,7 +277,7 @@ func TestFullClaimLeaksNoSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	everything := svc.out.String() + answers.String() + metricsText + list + events
-	for _, s := range []string{"LEAKxCANARY", token, secret, badToken} {
+	for _, s := range []string{"LEAKxCANARY", token, secret, badToken, testAPIKey, testDataKey} {
 		if strings.Contains(everything, s) {
 			i := strings.Index(everything, s)
 			t.Fatalf("%q leaked: …%s…", s, everything[max(0, i-200):min(len(everything), i+100)])

@@ -23,6 +23,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/notify"
+	"github.com/claimsvc/claimsvc/internal/retention"
 	"github.com/claimsvc/claimsvc/internal/seal"
 	"github.com/claimsvc/claimsvc/internal/store"
 	"github.com/claimsvc/claimsvc/internal/tbemu"
@@ -74,18 +75,14 @@ func migrate(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 // releases what it holds, the pool closes.
 func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
+	if err := cfg.ForServe(); err != nil {
+		return err
+	}
 	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers)
 
-	key, err := seal.ParseKey(cfg.DataKey)
+	sealer, err := seal.New(cfg.DataKeys)
 	if err != nil {
 		return err
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		return err
-	}
-	if !sealer.Encrypts() {
-		log.Warn("CLAIMSVC_DATA_KEY is not set: device tokens and claim secrets are stored in plain text until delivered")
 	}
 
 	mqttURL := cfg.MQTTURL
@@ -126,7 +123,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.CheckDataKey(ctx); err != nil {
+	if err := checkKeys(ctx, st, log); err != nil {
 		return err
 	}
 
@@ -143,8 +140,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			v = 1
 		}
 		m.DependencyUp.WithLabelValues(name).Set(v)
-		if name == health.MQTT {
+		switch name {
+		case health.MQTT:
 			m.BrokerUp.Set(v)
+		case health.Database:
+			m.DBUp.Set(v)
 		}
 	})
 	senders := dispatch.Senders{claim.DeliveryMQTT: pub}
@@ -178,6 +178,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	validator := claim.NewValidator(claim.Rules{
 		DefaultDurationMs: cfg.DefaultDurationMs, DefaultDelivery: claim.Delivery(cfg.Delivery), CacheTTL: cfg.TBClaimCacheTTL,
 		MissingREST: cfg.TB.MissingREST(), MissingDeviceAPI: cfg.TB.MissingDeviceAPI()})
+	announceInsecure(log, cfg, sealer, m)
 	hub := notify.New()
 	disp := dispatch.New(st, senders, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
@@ -201,6 +202,8 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	}
 
 	var draining atomic.Bool
+	guard := claimhttp.NewTokenGuard(claimhttp.Rate{N: cfg.RejectedTokenLimit.N, Per: cfg.RejectedTokenLimit.Per}, st, m,
+		log.With("component", "http"))
 	handler := claimhttp.NewServer(claimhttp.Deps{
 		Store: st, Canceller: canceller, Health: board, Validator: validator, Metrics: m, Hub: hub, Console: ui,
 		Log:    log.With("component", "http"),
@@ -210,17 +213,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 			PerToken:       claimhttp.Rate{N: cfg.RateLimitToken.N, Per: cfg.RateLimitToken.Per},
 			TrustedProxies: cfg.TrustedProxies,
 		},
+		Guard: guard, Caps: claimhttp.Caps{Waiters: cfg.MaxWaiters, Batches: cfg.MaxBatches},
 		Hold:     cfg.TBClaimHold,
 		Draining: draining.Load, Wake: disp.Wake, OpenAPI: api.Spec,
 	})
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      claimhttp.MaxPreferWait*time.Second + 15*time.Second, // Prefer: wait holds answers
-		IdleTimeout:       90 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := claimhttp.NewHTTPServer(handler, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -251,6 +248,11 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if tracker != nil {
 		g.Go(func() error { return tracker.Run(dispCtx) })
 	}
+	g.Go(func() error { guard.Run(gctx); return nil })
+	g.Go(func() error {
+		retention.Run(gctx, st, retentionConfig(cfg), log.With("component", "retention"), m)
+		return nil
+	})
 	g.Go(func() error {
 		<-gctx.Done() // a signal, or the HTTP server failed
 		log.Info("shutting down")

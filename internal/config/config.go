@@ -34,27 +34,39 @@ type Config struct {
 	DataKey            string // base64; see internal/seal
 	APIKeyHashes       [][]byte
 	RequireAPIKey      bool
-	RateLimitIP        Rate     // per client IP; zero: off
-	RateLimitToken     Rate     // per device token (by its SHA-256); zero: off
-	TrustedProxies     []string // CIDRs whose X-Forwarded-For names the client
-	BrokerProbe        time.Duration
-	BrokerProbeToken   string        // a device token kept for the probe; "": the probe never logs in
-	LeaseFor           time.Duration // 0: derived from the MQTT timeouts
-	StatsInterval      time.Duration
-	Workers            int
-	DefaultDurationMs  int64
-	TBClaimHold        time.Duration
-	TBClaimCacheTTL    time.Duration // ThingsBoard's claim cache TTL: device-side claims may not ask for more
-	Delivery           string        // the delivery of a request that names none
-	TB                 ThingsBoard   // ThingsBoard's REST API (attribute and http deliveries, the tracker)
-	MaxPendingAge      time.Duration
-	ShutdownTimeout    time.Duration
-	LogLevel           slog.Level
-	LogFormat          string
-	Demo               bool
-	DemoMQTTAddr       string
-	DemoHTTPAddr       string
-	PprofAddr          string // "": no profiling endpoint
+	// Security settings (docs/security.md §2 to §7): see secure.go.
+	InsecureNoAPIKeys       bool     // serve without API keys (explicit opt-out)
+	DataKeyring             string   // CLAIMSVC_DATA_KEYS as given
+	DataKeys                [][]byte // the keyring: CLAIMSVC_DATA_KEYS, or CLAIMSVC_DATA_KEY alone; the first seals
+	InsecureNoDataKey       bool     // serve without a data key (explicit opt-out)
+	RejectedTokenLimit      Rate     // per client IP: unknown device tokens shown to callers without a key
+	MaxWaiters              int      // Prefer: wait requests held at once
+	MaxBatches              int      // POST /claims:batch requests handled at once
+	FailedSecretRetention   time.Duration
+	ClaimRetention          time.Duration // 0: keep final claims forever
+	IdempotencyKeyRetention time.Duration // 0: keep keys forever
+	RetentionInterval       time.Duration
+	RateLimitIP             Rate     // per client IP; zero: off
+	RateLimitToken          Rate     // per device token (by its SHA-256); zero: off
+	TrustedProxies          []string // CIDRs whose X-Forwarded-For names the client
+	BrokerProbe             time.Duration
+	BrokerProbeToken        string        // a device token kept for the probe; "": the probe never logs in
+	LeaseFor                time.Duration // 0: derived from the MQTT timeouts
+	StatsInterval           time.Duration
+	Workers                 int
+	DefaultDurationMs       int64
+	TBClaimHold             time.Duration
+	TBClaimCacheTTL         time.Duration // ThingsBoard's claim cache TTL: device-side claims may not ask for more
+	Delivery                string        // the delivery of a request that names none
+	TB                      ThingsBoard   // ThingsBoard's REST API (attribute and http deliveries, the tracker)
+	MaxPendingAge           time.Duration
+	ShutdownTimeout         time.Duration
+	LogLevel                slog.Level
+	LogFormat               string
+	Demo                    bool
+	DemoMQTTAddr            string
+	DemoHTTPAddr            string
+	PprofAddr               string // "": no profiling endpoint
 
 	Console bool // the operator console at /ui/ (internal/console)
 
@@ -105,9 +117,13 @@ func (t ThingsBoard) MissingDeviceAPI() string {
 // setting is one row of the table: a flag, its variable, its default.
 type setting struct {
 	flag, env, def, usage string
-	secret                bool // never echo the value (errors, help)
-	boolean               bool
-	apply                 func(c *Config, v string) error
+	// secret: never echoed (errors, help), and never taken from a flag
+	// (argv is readable by every user of the machine, and served by
+	// /proc/PID/cmdline): only from the variable, or from a file named by
+	// the variable with _FILE appended (Kubernetes and Docker secrets).
+	secret  bool
+	boolean bool
+	apply   func(c *Config, v string) error
 }
 
 // Settings lists every setting of `serve`, in --help order.
@@ -135,13 +151,31 @@ var settings = []setting{
 	{flag: "mqtt-ack-timeout", env: "CLAIMSVC_MQTT_ACK_TIMEOUT", def: "10s", usage: "how long to wait for PUBACK",
 		apply: func(c *Config, v string) error { return positiveDuration(&c.MQTTAckTimeout, v) }},
 	{flag: "data-key", env: "CLAIMSVC_DATA_KEY", secret: true,
-		usage: "32-byte key, base64, to encrypt tokens and secrets at rest with AES-256-GCM (openssl rand -base64 32); unset stores them in plain text",
+		usage: "32-byte key, base64, to encrypt tokens and secrets at rest with AES-256-GCM (openssl rand -base64 32); serve needs it (or CLAIMSVC_DATA_KEYS) unless --demo or CLAIMSVC_INSECURE_NO_DATA_KEY",
 		apply: func(c *Config, v string) error { c.DataKey = v; return nil }},
+	{flag: "data-keys", env: "CLAIMSVC_DATA_KEYS", secret: true,
+		usage: "keyring instead of CLAIMSVC_DATA_KEY: comma-separated base64 32-byte keys, the first encrypts, all decrypt (rotate: new key first, claimsvc rekey, then drop the old one)",
+		apply: func(c *Config, v string) error { c.DataKeyring = v; return nil }},
+	{flag: "insecure-no-data-key", env: "CLAIMSVC_INSECURE_NO_DATA_KEY", def: "false", boolean: true,
+		usage: "serve without a data key: tokens and secrets are sealed with a key published in the source, i.e. not encrypted (logged at every start)",
+		apply: func(c *Config, v string) error { return parseBool(&c.InsecureNoDataKey, v) }},
 	{flag: "api-keys", env: "CLAIMSVC_API_KEYS",
-		usage: "comma-separated SHA-256 hex digests of accepted API keys (printf %s KEY | sha256sum); when set, operator routes need a key",
+		usage: "comma-separated SHA-256 hex digests of accepted API keys (printf %s KEY | sha256sum); serve needs them unless --demo or CLAIMSVC_INSECURE_NO_API_KEYS; operator routes, reads by id and the batch need a key",
 		apply: parseKeyHashes},
-	{flag: "require-api-key", env: "CLAIMSVC_REQUIRE_API_KEY", def: "false", boolean: true, usage: "also require an API key on the claim routes",
+	{flag: "require-api-key", env: "CLAIMSVC_REQUIRE_API_KEY", def: "false", boolean: true, usage: "also require an API key on the device routes (create a claim, a device's claims)",
 		apply: func(c *Config, v string) error { return parseBool(&c.RequireAPIKey, v) }},
+	{flag: "insecure-no-api-keys", env: "CLAIMSVC_INSECURE_NO_API_KEYS", def: "false", boolean: true,
+		usage: "serve without API keys: anyone who reaches the port may list, cancel and retry claims (logged at every start)",
+		apply: func(c *Config, v string) error { return parseBool(&c.InsecureNoAPIKeys, v) }},
+	{flag: "rejected-token-limit", env: "CLAIMSVC_REJECTED_TOKEN_LIMIT", def: "20/1h",
+		usage: "per client IP, callers without an API key: device tokens that ThingsBoard rejected or claimsvc does not know, plus claims still unresolved, as N/window or off; over it: 429",
+		apply: func(c *Config, v string) error { return parseRate(&c.RejectedTokenLimit, v) }},
+	{flag: "max-waiters", env: "CLAIMSVC_MAX_WAITERS", def: "256",
+		usage: "Prefer: wait requests held at once; beyond it a request is answered at once (202)",
+		apply: func(c *Config, v string) error { return positiveInt(&c.MaxWaiters, v) }},
+	{flag: "max-batches", env: "CLAIMSVC_MAX_BATCHES", def: "4",
+		usage: "POST /claims:batch requests handled at once; beyond it a request waits up to 5s, then 503 with Retry-After",
+		apply: func(c *Config, v string) error { return positiveInt(&c.MaxBatches, v) }},
 	{flag: "rate-limit-ip", env: "CLAIMSVC_RATE_LIMIT_IP", def: "1000/1s",
 		usage: "requests per client IP, as N/window (e.g. 1000/1s, 600/1m), or off; over it: 429 with Retry-After",
 		apply: func(c *Config, v string) error { return parseRate(&c.RateLimitIP, v) }},
@@ -208,6 +242,18 @@ var settings = []setting{
 		apply: func(c *Config, v string) error { return positiveDuration(&c.MaxPendingAge, v) }},
 	{flag: "shutdown-timeout", env: "CLAIMSVC_SHUTDOWN_TIMEOUT", def: "20s", usage: "how long shutdown may wait for requests and deliveries under way",
 		apply: func(c *Config, v string) error { return positiveDuration(&c.ShutdownTimeout, v) }},
+	{flag: "failed-secret-retention", env: "CLAIMSVC_FAILED_SECRET_RETENTION", def: "720h",
+		usage: "erase the token and secret of a claim failed this long (it can no longer be retried), as a duration of at least 1h, or off",
+		apply: func(c *Config, v string) error { return parseRetention(&c.FailedSecretRetention, v) }},
+	{flag: "claim-retention", env: "CLAIMSVC_CLAIM_RETENTION", def: "2160h",
+		usage: "delete final claims (and their events and Idempotency-Keys) this long after their last change, except each device's newest, as a duration of at least CLAIMSVC_TB_CLAIM_HOLD, or off",
+		apply: func(c *Config, v string) error { return parseRetention(&c.ClaimRetention, v) }},
+	{flag: "idempotency-key-retention", env: "CLAIMSVC_IDEMPOTENCY_KEY_RETENTION", def: "168h",
+		usage: "forget an Idempotency-Key this long after its request, as a duration of at least 1h, or off",
+		apply: func(c *Config, v string) error { return parseRetention(&c.IdempotencyKeyRetention, v) }},
+	{flag: "retention-interval", env: "CLAIMSVC_RETENTION_INTERVAL", def: "1h",
+		usage: "how often the retention sweep (the three settings above) runs; one replica at a time",
+		apply: func(c *Config, v string) error { return positiveDuration(&c.RetentionInterval, v) }},
 	{flag: "log-level", env: "CLAIMSVC_LOG_LEVEL", def: "info", usage: "debug, info, warn or error",
 		apply: func(c *Config, v string) error { return c.LogLevel.UnmarshalText([]byte(v)) }},
 	{flag: "log-format", env: "CLAIMSVC_LOG_FORMAT", def: "json", usage: "json or text",
@@ -269,10 +315,19 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	c := Config{given: map[string]bool{}}
 	for i, s := range settings {
 		v, from := s.def, "default"
-		if set[i] {
+		switch {
+		case set[i] && s.secret:
+			return Config{}, secretFlagError(s)
+		case set[i]:
 			v, from = raw[i], "--"+s.flag
-		} else if e := getenv(s.env); e != "" {
-			v, from = e, s.env
+		default:
+			e, src, err := fromEnv(s, getenv)
+			if err != nil {
+				return Config{}, err
+			}
+			if e != "" {
+				v, from = e, src
+			}
 		}
 		c.given[s.flag] = from != "default"
 		if err := s.apply(&c, v); err != nil {
@@ -289,6 +344,9 @@ func Parse(args []string, getenv func(string) string, out io.Writer) (Config, er
 	if c.RequireAPIKey && len(c.APIKeyHashes) == 0 {
 		return Config{}, errors.New("CLAIMSVC_REQUIRE_API_KEY is true but CLAIMSVC_API_KEYS names no key: nobody could call the claim routes")
 	}
+	if err := c.checkSecurity(); err != nil {
+		return Config{}, err
+	}
 	return c, nil
 }
 
@@ -299,6 +357,10 @@ func PrintFlags(out io.Writer) {
 		def := ""
 		if s.def != "" {
 			def = " (default " + s.def + ")"
+		}
+		if s.secret {
+			fmt.Fprintf(tw, "  (secret)\t%s, %s_FILE\t%s (environment or file only, never a flag)\n", s.env, s.env, s.usage)
+			continue
 		}
 		fmt.Fprintf(tw, "  --%s\t%s\t%s%s\n", s.flag, s.env, s.usage, def)
 	}
@@ -408,11 +470,15 @@ func parseKeyHashes(c *Config, v string) error {
 	return nil
 }
 
-// EnvVars lists every environment variable serve reads.
+// EnvVars lists every environment variable serve reads, with the _FILE
+// variable of each secret.
 func EnvVars() []string {
-	out := make([]string, len(settings))
-	for i, s := range settings {
-		out[i] = s.env
+	out := make([]string, 0, len(settings)+4)
+	for _, s := range settings {
+		out = append(out, s.env)
+		if s.secret {
+			out = append(out, s.env+"_FILE")
+		}
 	}
 	return out
 }

@@ -452,7 +452,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 // refusedForGood returns why job should fail now rather than be retried:
 // ThingsBoard refused it (claim.FailRefused) MaxRefusals times in a row
 // while it delivered other claims of the same delivery in the last
-// BackoffMax×2, which a device profile explains (docs/thingsboard.md §9). Nil
+// BackoffMax×2 (at least a minute), which a device profile explains (docs/thingsboard.md §9). Nil
 // when the claim is to be retried: a refusal while nothing else gets through
 // may be ThingsBoard being overloaded.
 func (d *Dispatcher) refusedForGood(job claim.Job, err error) error {
@@ -462,7 +462,7 @@ func (d *Dispatcher) refusedForGood(job claim.Job, err error) error {
 	d.mu.Lock()
 	last := d.lastDelivered[job.Delivery]
 	d.mu.Unlock()
-	if time.Since(last) > 2*d.cfg.BackoffMax {
+	if time.Since(last) > max(2*d.cfg.BackoffMax, time.Minute) {
 		return nil
 	}
 	why := "ThingsBoard keeps refusing this device's claims while it takes other devices' claims"
@@ -644,8 +644,12 @@ func (d *Dispatcher) reap(ctx context.Context) {
 func (d *Dispatcher) stats(ctx context.Context) {
 	b, err := d.store.Backlog(ctx)
 	if err != nil {
+		if ctx.Err() == nil {
+			d.cfg.Health.Set(health.Database, false, "the backlog query failed: "+err.Error())
+		}
 		return
 	}
+	d.cfg.Health.Set(health.Database, true, "")
 	d.metrics.Pending.Set(float64(b.Pending))
 	if b.OldestAccept.IsZero() {
 		d.metrics.OldestPending.Set(0)

@@ -9,6 +9,9 @@ package faulttest
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -90,11 +93,20 @@ type service struct {
 	exited chan struct{}
 }
 
-// baseEnv is what every service in these tests runs with: small timeouts so
-// that a killed replica's leases come back within seconds, fast gauges, no
-// rate limits (the load comes from one IP and retries per token).
+// apiKey is what the load sends, as a factory tool would; dataKey seals the
+// claims of every service of the package (replicas of a test share it).
+const apiKey = "FAULTTEST_API_KEY_0123456789"
+
+var dataKey = base64.StdEncoding.EncodeToString([]byte("faulttest data key: 32 bytes....")[:32])
+
+// baseEnv is what every service in these tests runs with: an API key and a
+// data key, as an operator must configure; small timeouts so that a killed
+// replica's leases come back within seconds, fast gauges, no rate limits (the
+// load comes from one IP and retries per token).
 func baseEnv(dbURL, mqttURL string) map[string]string {
+	sum := sha256.Sum256([]byte(apiKey))
 	return map[string]string{
+		"CLAIMSVC_API_KEYS": hex.EncodeToString(sum[:]), "CLAIMSVC_DATA_KEY": dataKey,
 		"CLAIMSVC_DATABASE_URL": dbURL, "CLAIMSVC_MQTT_URL": mqttURL,
 		"CLAIMSVC_WORKERS": "8", "CLAIMSVC_DB_MAX_CONNS": "8",
 		"CLAIMSVC_MQTT_CONNECT_TIMEOUT": "2s", "CLAIMSVC_MQTT_ACK_TIMEOUT": "2s", "CLAIMSVC_LEASE_DURATION": "8s",
@@ -432,6 +444,7 @@ func (l *load) claim(token string, giveUp time.Duration) {
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Device-Token", token)
 		req.Header.Set("Idempotency-Key", token)
+		req.Header.Set("Authorization", "Bearer "+apiKey)
 		res, err := client.Do(req)
 		code := 0
 		var view struct{ ID string }

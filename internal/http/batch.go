@@ -3,6 +3,7 @@ package http
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,7 +18,7 @@ import (
 // NDJSON (one claim object per line), stores them in one transaction and
 // answers 200 with one result per claim, in input order: the claim view with
 // its own status (202 created, 200 replayed) or a problem (409, 422, 400,
-// 413) for that claim alone. Whole-request problems: 400 (not an array,
+// 413, 429 over the per-device limit) for that claim alone. Whole-request problems: 400 (not an array,
 // broken JSON array, empty), 413 (too many claims or bytes), 415 (content
 // type), 422 (a batch-level Idempotency-Key), 503 (nothing was stored).
 //
@@ -29,9 +30,11 @@ import (
 const (
 	// MaxBatchItems is the most claims one batch may hold.
 	MaxBatchItems = 1000
-	// MaxBatchBody is the largest batch body: MaxBatchItems claims of up to
-	// MaxClaimBody bytes each.
-	MaxBatchBody = MaxBatchItems * MaxClaimBody
+	// MaxBatchBody is the largest batch body. A typical claim takes about
+	// 100 bytes, so 1,000 of them fit many times over; each one is still
+	// bounded by MaxClaimBody. With at most Caps.Batches batches at once,
+	// bodies cost a bounded amount of memory (docs/security.md §4).
+	MaxBatchBody = 512 << 10
 )
 
 // batchResult is one claim's outcome in a batch answer.
@@ -52,6 +55,11 @@ type batchAnswer struct {
 }
 
 func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
+	release, ok := s.batchSlot(w, r) // before the body is read: a queued batch holds no body
+	if !ok {
+		return
+	}
+	defer release()
 	raws, err := readBatch(w, r)
 	if err == nil {
 		if _, ok := r.Header["Idempotency-Key"]; ok {
@@ -74,6 +82,9 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	for i, raw := range raws {
 		ans.Results[i].Index = i
 		req, err := s.batchRequest(raw, force)
+		if err == nil {
+			err = s.itemWithinTokenLimit(r, req.Token)
+		}
 		if err != nil {
 			ans.Results[i].fail(r, err)
 			continue
@@ -126,6 +137,28 @@ func (br *batchResult) fail(r *http.Request, err error) {
 	p := problemFor(r, err)
 	br.Status, br.Problem, br.err = p.Status, &p, err
 }
+
+// itemWithinTokenLimit applies the per-device limit (CLAIMSVC_RATE_LIMIT_TOKEN)
+// to one item, as the single route does to each request: a batch cannot send
+// more claims for one device than that many requests could.
+func (s *server) itemWithinTokenLimit(r *http.Request, tok claim.Token) error {
+	if s.tokenLimit == nil {
+		return nil
+	}
+	sink := headerSink{}
+	if !s.tokenLimit.rl.OnLimit(sink, r, "token:"+hex.EncodeToString(tok.Hash())) {
+		return nil
+	}
+	return claim.Errorf(codeRateLimited, "%s; retry after %s seconds", s.tokenLimit.detail, sink.Header().Get("Retry-After"))
+}
+
+// headerSink takes the headers httprate sets for one batch item; they do not
+// belong on the whole answer.
+type headerSink http.Header
+
+func (h headerSink) Header() http.Header         { return http.Header(h) }
+func (h headerSink) Write(b []byte) (int, error) { return len(b), nil }
+func (h headerSink) WriteHeader(int)             {}
 
 // batchRequest decodes and validates one item.
 func (s *server) batchRequest(raw []byte, force bool) (claim.Request, error) {

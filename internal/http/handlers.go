@@ -61,8 +61,19 @@ func deviceToken(r *http.Request, from tokenFrom) (claim.Token, error) {
 }
 
 // createClaim handles POST /devices/{token}/claim and POST /devices/claim.
+//
+// A caller without an API key (the firmware, or someone guessing tokens)
+// never learns a claim's delivery outcome from this answer
+// (docs/security.md §3): Prefer: wait is not applied for it, the new claim
+// is followed to its outcome against the caller's rejected-token budget,
+// and a replay that shows a rejected claim costs that budget.
 func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		gs, ok := s.admit(w, r)
+		if !ok {
+			return
+		}
+		defer gs.end()
 		c, replayed, wait, err := s.intake(w, r, from)
 		if err != nil {
 			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Inc()
@@ -75,18 +86,29 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 			w.Header().Set("Idempotent-Replayed", "true")
 		} else {
 			s.wake()
+			gs.created(c.ID)
 		}
 		s.metrics.ClaimsAccepted.WithLabelValues(outcome).Inc()
-		if wait >= 0 {
+		switch {
+		case !keyHolder(r):
+			if c.Status == claim.StatusRejected {
+				gs.missed()
+			}
+		case wait >= 0 && (wait == 0 || c.Status.Final()):
 			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
-			c = s.waitFinal(r.Context(), c, time.Duration(wait)*time.Second)
+		case wait > 0:
+			if release, ok := s.waitSlot(); ok { // else: answered at once, without Preference-Applied
+				w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+				c = s.waitFinal(r.Context(), c, time.Duration(wait)*time.Second)
+				release()
+			}
 		}
 		status := http.StatusAccepted
 		if replayed || c.Status.Final() {
 			status = http.StatusOK
 		}
 		w.Header().Set("Location", "/claims/"+c.ID.String())
-		writeJSON(w, "application/json", status, view(c))
+		writeJSON(w, "application/json", status, viewsFor(r, c)[0])
 	}
 }
 
@@ -203,6 +225,8 @@ func acceptOutcome(err error) string {
 		return "invalid"
 	case claim.CodeUnavailable:
 		return "unavailable"
+	case codeRateLimited:
+		return "rate_limited"
 	}
 	return "error"
 }
@@ -220,8 +244,18 @@ func limitParam(r *http.Request, def, maxN int) (int, error) {
 	return n, nil
 }
 
+// deviceClaims handles GET /devices/{token}/claims and GET /devices/claims:
+// a device reads its own claims by its own token, without a key. For a
+// caller without a key, an answer that shows the token unknown (no claims)
+// or rejected (its newest claim) costs the rejected-token budget: reading a
+// guessed token's claims is the cheapest way to test it.
 func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		gs, ok := s.admit(w, r)
+		if !ok {
+			return
+		}
+		defer gs.end()
 		tok, err := deviceToken(r, from)
 		if err != nil {
 			writeError(w, r, s.log, err)
@@ -237,7 +271,10 @@ func (s *server) deviceClaims(from tokenFrom) http.HandlerFunc {
 			writeError(w, r, s.log, err)
 			return
 		}
-		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": views(cs)})
+		if len(cs) == 0 || cs[0].Status == claim.StatusRejected {
+			gs.missed()
+		}
+		writeJSON(w, "application/json", http.StatusOK, map[string]any{"claims": viewsFor(r, cs...)})
 	}
 }
 

@@ -21,7 +21,10 @@ import (
 
 type ctxKey int
 
-const requestIDKey ctxKey = iota
+const (
+	requestIDKey ctxKey = iota
+	keyHolderKey        // the request carries an accepted API key (or none is configured)
+)
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
@@ -101,12 +104,15 @@ func (s *server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// Access decides who may call which routes. Keys are configured as SHA-256
-// hex digests (CLAIMSVC_API_KEYS), so the service never holds them in clear.
+// Access decides who may call which routes (docs/security.md §1.2). Keys are
+// configured as SHA-256 hex digests (CLAIMSVC_API_KEYS), so the service never
+// holds them in clear. Whenever keys are configured, every route but the
+// device routes and the probes needs one: operators' routes, reads of a
+// claim by id and its events, and the batch.
 type Access struct {
 	KeyHashes [][]byte // SHA-256 of each accepted key
-	// RequireForClaims makes the device routes (create/read claims) need a
-	// key too. Operator routes need one whenever keys are configured.
+	// RequireForClaims makes the device routes (create a claim, read a
+	// device's claims by its token) need a key too.
 	RequireForClaims bool
 }
 
@@ -132,28 +138,54 @@ func (a Access) allowed(key string) bool {
 	return ok == 1
 }
 
-// requireKey guards routes; operator routes always need a key when keys exist.
-func (s *server) requireKey(operator bool) func(http.Handler) http.Handler {
+// open reports whether no API key is configured and none is required: the
+// demo, or the explicit opt-out. Every caller then counts as a key holder.
+func (a Access) open() bool { return len(a.KeyHashes) == 0 && !a.RequireForClaims }
+
+// authenticate runs on every API route. A presented key that is not accepted
+// gets 403 wherever it is sent (a factory tool with a wrong key learns it at
+// once instead of being served as a caller without a key); an accepted key
+// marks the request as a key holder's (keyHolder). Without configured keys
+// every caller is a key holder.
+func (s *server) authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.access.open() {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyHolderKey, true)))
+			return
+		}
+		key, ok := presentedKey(r)
+		switch {
+		case !ok:
+			next.ServeHTTP(w, r)
+		case !s.access.allowed(key): // also when keys are required but none is configured (config refuses that)
+			writeError(w, r, s.log, claim.Errorf(codeForbidden, "the API key is not accepted"))
+		default:
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyHolderKey, true)))
+		}
+	})
+}
+
+// keyHolder reports whether the request carries an accepted API key, or no
+// key is configured at all.
+func keyHolder(r *http.Request) bool {
+	ok, _ := r.Context().Value(keyHolderKey).(bool)
+	return ok
+}
+
+// requireKey answers 401 to a caller without a key where one is required
+// (after authenticate).
+func (s *server) requireKey(required bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
-		if !operator && !s.access.RequireForClaims {
+		if !required {
 			return next
 		}
-		if len(s.access.KeyHashes) == 0 && !s.access.RequireForClaims {
-			return next // no keys configured: operator routes are open, as documented
-		}
-		// Keys required but none configured (config refuses this): every
-		// request is refused rather than let through.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			key, ok := presentedKey(r)
-			switch {
-			case !ok:
+			if !keyHolder(r) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="claimsvc"`)
 				writeError(w, r, s.log, claim.Errorf(codeUnauthorized, "send an API key: Authorization: Bearer <key> or X-API-Key"))
-			case !s.access.allowed(key):
-				writeError(w, r, s.log, claim.Errorf(codeForbidden, "the API key is not accepted"))
-			default:
-				next.ServeHTTP(w, r)
+				return
 			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }

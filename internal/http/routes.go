@@ -30,18 +30,18 @@ func (s *server) routes() http.Handler {
 	r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 	r.Get("/openapi.yaml", s.openapi)
 
-	r.Group(func(r chi.Router) { // device routes
-		r.Use(s.limits.clientIP(), s.limitByIP, s.requireKey(false))
+	r.Group(func(r chi.Router) { // device routes: the firmware calls them without a key
+		r.Use(s.limits.clientIP(), s.limitByIP, s.authenticate, s.requireKey(s.access.RequireForClaims))
 		r.Post("/devices/{token}/claim", s.limitByToken(pathToken, s.createClaim(pathToken)))
 		r.Post("/devices/claim", s.limitByToken(headerToken, s.createClaim(headerToken)))
 		r.Get("/devices/{token}/claims", s.limitByToken(pathToken, s.deviceClaims(pathToken)))
 		r.Get("/devices/claims", s.limitByToken(headerToken, s.deviceClaims(headerToken)))
+	})
+	r.Group(func(r chi.Router) { // key holders: reads by id, the batch, operators
+		r.Use(s.limits.clientIP(), s.limitByIP, s.authenticate, s.requireKey(true))
 		r.Get("/claims/{id}", s.getClaim)
 		r.Get("/claims/{id}/events", s.claimEvents)
 		r.Post("/claims:batch", s.createBatch)
-	})
-	r.Group(func(r chi.Router) { // operator routes
-		r.Use(s.limits.clientIP(), s.limitByIP, s.requireKey(true))
 		r.Get("/claims", s.listClaims)
 		r.Get("/stats", s.stats)
 		r.Post("/claims/{id}/retry", s.retryClaim)

@@ -49,6 +49,8 @@ type Deps struct {
 	Hub       *notify.Hub // wakes Prefer: wait requests; nil: poll only
 	Access    Access
 	Limits    Limits        // rate limits; zero: none
+	Guard     *TokenGuard   // the rejected-token budget for callers without a key; nil: none
+	Caps      Caps          // concurrent waiters and batches; zero: the defaults
 	Hold      time.Duration // CLAIMSVC_TB_CLAIM_HOLD
 	Draining  func() bool   // true once shutdown began: /readyz answers 503
 	Wake      func()        // nudges the local dispatcher after a commit; may be nil
@@ -71,6 +73,10 @@ type server struct {
 	limits     Limits
 	ipLimit    *limiter // nil: no per-IP limit
 	tokenLimit *limiter // nil: no per-token limit
+	guard      *TokenGuard
+	waiters    chan struct{} // a slot per Prefer: wait request being held
+	batches    chan struct{} // a slot per batch being handled
+	batchWait  time.Duration
 	hold       time.Duration
 	draining   func() bool
 	wake       func()
@@ -91,6 +97,9 @@ func NewServer(d Deps) http.Handler {
 	if s.health == nil {
 		s.health = health.New(nil)
 	}
+	s.guard = d.Guard
+	caps := d.Caps.withDefaults()
+	s.waiters, s.batches, s.batchWait = make(chan struct{}, caps.Waiters), make(chan struct{}, caps.Batches), caps.BatchWait
 	if s.hub == nil {
 		s.hub = notify.New()
 	}

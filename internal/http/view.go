@@ -1,6 +1,7 @@
 package http
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
@@ -51,6 +52,20 @@ func nonEmpty(s string) *string {
 		return nil
 	}
 	return &s
+}
+
+// viewsFor is views for the device routes: a caller without an API key (a
+// device reading its own claims, or someone presenting a guessed token) does
+// not see lastError, which names the broker's address and internal errors
+// (docs/security.md §1.2). The firmware reads only the status.
+func viewsFor(r *http.Request, cs ...claim.Claim) []claimView {
+	out := views(cs)
+	if !keyHolder(r) {
+		for i := range out {
+			out[i].LastError = nil
+		}
+	}
+	return out
 }
 
 func utc(t *time.Time) *time.Time {

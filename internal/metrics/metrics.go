@@ -15,7 +15,7 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	ClaimsAccepted   *prometheus.CounterVec   // outcome: created, replayed, conflict, invalid, unavailable, error
+	ClaimsAccepted   *prometheus.CounterVec   // outcome: created, replayed, conflict, invalid, unavailable, rate_limited, error
 	Deliveries       *prometheus.CounterVec   // outcome: delivered, rejected, retry, failed, released
 	DeliveryLatency  prometheus.Histogram     // accepted → PUBACK
 	AttemptDuration  *prometheus.HistogramVec // one MQTT attempt, by outcome
@@ -26,8 +26,10 @@ type Metrics struct {
 	Transitions      *prometheus.CounterVec   // to: claimed, expired, superseded, cancelled (after delivery)
 	DependencyUp     *prometheus.GaugeVec     // dependency: database, mqtt, thingsboard_rest
 	BrokerUp         prometheus.Gauge         // ThingsBoard's MQTT transport answers
+	DBUp             prometheus.Gauge         // the database answers
 	TBRequests       *prometheus.CounterVec   // op, outcome: ThingsBoard REST and HTTP device API requests
 	DeliveryFailures *prometheus.CounterVec   // delivery, reason: why attempts failed
+	Sec              Security                 // security.go
 }
 
 // New registers claimsvc's metrics, plus Go and process collectors, on a new
@@ -38,7 +40,7 @@ func New() *Metrics {
 		Registry: r,
 		ClaimsAccepted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claimsvc_claims_accepted_total",
-			Help: "Claim requests by outcome: created (stored), replayed (an earlier claim answered), conflict, invalid, unavailable (database down), error.",
+			Help: "Claim requests by outcome: created (stored), replayed (an earlier claim answered), conflict, invalid, unavailable (database down or too many batches), rate_limited (a batch item over the per-device limit), error.",
 		}, []string{"outcome"}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "claimsvc_deliveries_total",
@@ -92,10 +94,16 @@ func New() *Metrics {
 		Name: "claimsvc_delivery_failures_total",
 		Help: "Failed delivery attempts by delivery and reason: unreachable, connack_1…5, closed_before_puback, puback_timeout, unauthorized, transient, …",
 	}, []string{"delivery", "reason"})
+	m.DBUp = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "claimsvc_db_up",
+		Help: "1 while the database answers this process (readiness checks, the backlog gauges' refresh), else 0.",
+	})
 	m.BrokerUp.Set(1)
+	m.DBUp.Set(1)
 	r.MustRegister(m.ClaimsAccepted, m.Deliveries, m.DeliveryLatency, m.AttemptDuration, m.InFlight,
-		m.Pending, m.OldestPending, m.HTTPDuration, m.Transitions, m.DependencyUp, m.BrokerUp, m.TBRequests, m.DeliveryFailures,
+		m.Pending, m.OldestPending, m.HTTPDuration, m.Transitions, m.DependencyUp, m.BrokerUp, m.TBRequests, m.DeliveryFailures, m.DBUp,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.Sec = newSecurity(r)
 	return m
 }
 

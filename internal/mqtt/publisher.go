@@ -170,19 +170,27 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 	}
 	defer c.Disconnect(250)
 
-	pt := c.Publish(ClaimTopic, 1, false, payload)
+	// paho's Publish itself waits (up to the write timeout) when the
+	// connection is already gone: publish aside, so that a lost connection
+	// is seen at once.
+	published := make(chan paho.Token, 1)
+	go func() { published <- c.Publish(ClaimTopic, 1, false, payload) }()
 	timer := time.NewTimer(p.ackTimeout)
 	defer timer.Stop()
+	var pt paho.Token
+	select {
+	case pt = <-published:
+	case err := <-lost:
+		return closedBeforePuback(err)
+	case <-ctx.Done():
+		return claim.FailureFor(claim.FailTransient, "canceled", fmt.Errorf("publishing: %w", ctx.Err()))
+	case <-timer.C:
+		return claim.FailureFor(claim.FailTransient, "puback_timeout", fmt.Errorf("publishing: timed out after %s", p.ackTimeout))
+	}
 	select {
 	case <-pt.Done():
 	case err := <-lost:
-		// ThingsBoard closes the connection without PUBACK when the device's
-		// profile cannot take the claim (PROTOBUF payloads, a rate limit), and
-		// closes a device's older session when a new one opens: the device
-		// may have come back online and taken over.
-		return claim.FailureFor(claim.FailRefused, "closed_before_puback", fmt.Errorf(
-			"ThingsBoard closed the connection before PUBACK (%v): the device's profile may not take JSON claims over MQTT, "+
-				"a rate limit may apply, or the device itself came online and took over its one session", err))
+		return closedBeforePuback(err)
 	case <-ctx.Done():
 		return claim.FailureFor(claim.FailTransient, "canceled", fmt.Errorf("waiting for PUBACK: %w", ctx.Err()))
 	case <-timer.C:
@@ -192,6 +200,16 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 		return claim.FailureFor(claim.FailRefused, "closed_before_puback", fmt.Errorf("publish: %w", err))
 	}
 	return nil
+}
+
+// closedBeforePuback: ThingsBoard closes the connection without PUBACK when
+// the device's profile cannot take the claim (PROTOBUF payloads, a rate
+// limit), and closes a device's older session when a new one opens: the
+// device may have come back online and taken over.
+func closedBeforePuback(err error) error {
+	return claim.FailureFor(claim.FailRefused, "closed_before_puback", fmt.Errorf(
+		"ThingsBoard closed the connection before PUBACK (%v): the device's profile may not take JSON claims over MQTT, "+
+			"a rate limit may apply, or the device itself came online and took over its one session", err))
 }
 
 // options are the client options of every connection: MQTT 3.1.1 (else a

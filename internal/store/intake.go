@@ -371,12 +371,12 @@ func (ins *inserts) add(s *Store, in claim.Incoming) {
 	id := in.NewID
 	var secret []byte
 	if in.Req.SecretKey != nil {
-		secret = s.sealer.Seal([]byte(*in.Req.SecretKey), id[:])
+		secret = s.sealSecret(id, *in.Req.SecretKey)
 	}
 	ins.id = append(ins.id, id)
 	ins.hash = append(ins.hash, in.TokenHash)
 	ins.hint = append(ins.hint, claim.Hint(string(in.Req.Token)))
-	ins.token = append(ins.token, s.sealer.Seal([]byte(in.Req.Token), id[:]))
+	ins.token = append(ins.token, s.sealToken(id, in.Req.Token))
 	ins.secret = append(ins.secret, secret)
 	ins.hasSecret = append(ins.hasSecret, in.Req.SecretKey != nil)
 	ins.duration = append(ins.duration, in.Req.DurationMs)

@@ -6,26 +6,62 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/seal"
 )
 
-// CheckDataKey opens the newest stored token with this process's data key,
-// so that a replica started without the key, or with another one, refuses to
-// start instead of discovering it claim by claim.
-func (s *Store) CheckDataKey(ctx context.Context) error {
-	var id uuid.UUID
-	var token []byte
-	err := s.pool.QueryRow(ctx, `SELECT id, token FROM claims WHERE token IS NOT NULL ORDER BY created_at DESC LIMIT 1`).Scan(&id, &token)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
+// keyCheckSample is how many of the newest stored claims the start-up check
+// tries to open.
+const keyCheckSample = 32
+
+// KeyReport is what CheckDataKey found.
+type KeyReport struct {
+	Sampled    int         // claims with a token among the newest keyCheckSample
+	Opened     int         // of those, how many opened
+	UnknownKey int         // sealed with a key this process lacks
+	Refused    []uuid.UUID // tampered with, or needing claimsvc rekey (at most keyCheckSample)
+	NotCurrent int64       // stored claims (all of them) whose values are not sealed with the current key: claimsvc rekey
+}
+
+// CheckDataKey opens the newest stored tokens and secrets with this
+// process's keyring, so that a replica started with the wrong key (or none)
+// refuses to start instead of discovering it claim by claim: it fails when
+// none of them opens and some were sealed with a key it lacks. A claim that
+// was tampered with, or needs claimsvc rekey, does not stop the start: it is
+// reported (and handed back by Lease) while the others are sent.
+func (s *Store) CheckDataKey(ctx context.Context) (KeyReport, error) {
+	var r KeyReport
+	got, err := s.querySealed(ctx, "check data key", `SELECT id, token, secret FROM claims WHERE token IS NOT NULL
+		ORDER BY created_at DESC LIMIT $1`, keyCheckSample)
 	if err != nil {
-		return dbErr("check data key", err)
+		return r, err
 	}
-	if _, err := s.sealer.Open(token, id[:]); err != nil {
-		return fmt.Errorf("%w (claim %s): %w", claim.ErrCannotDecrypt, id, err)
+	var firstUnknown error
+	for _, x := range got {
+		r.Sampled++
+		_, _, err := s.openJob(x.id, x.token, x.secret)
+		switch {
+		case err == nil:
+			r.Opened++
+		case errors.Is(err, seal.ErrUnknownKey):
+			r.UnknownKey++
+			if firstUnknown == nil {
+				firstUnknown = fmt.Errorf("claim %s: %w", x.id, err)
+			}
+		default:
+			r.Refused = append(r.Refused, x.id)
+		}
 	}
-	return nil
+	prefix := s.sealer.CurrentPrefix()
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM claims
+		WHERE (token IS NOT NULL AND substring(token FROM 1 FOR $2) <> $1)
+		   OR (secret IS NOT NULL AND substring(secret FROM 1 FOR $2) <> $1)`, prefix, len(prefix)).Scan(&r.NotCurrent); err != nil {
+		return r, dbErr("check data key", err)
+	}
+	if r.Opened == 0 && r.UnknownKey > 0 {
+		return r, fmt.Errorf("%w: none of the %d newest stored claims opens, and %d were sealed with a data key this process does not have "+
+			"(check CLAIMSVC_DATA_KEY / CLAIMSVC_DATA_KEYS): %w", claim.ErrCannotDecrypt, r.Sampled, r.UnknownKey, firstUnknown)
+	}
+	return r, nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,9 +17,10 @@ import (
 // outcome reported under an old lease of the same claim, even by the same
 // process, is refused. The attempt is counted here.
 //
-// A claim this process cannot decrypt (its data key is missing or differs
-// from the one that sealed the row) is handed back for a minute, for a
-// replica that can, and reported in the error: it is never failed for it.
+// A claim whose token or secret does not open here is handed back and
+// reported in the error, never failed for it (handBack): for a minute when
+// it was sealed with a key this process lacks (a replica that has it sends
+// it), for an hour when it was tampered with or needs claimsvc rekey.
 //
 // deliveries limits the lease to claims of these deliveries (nil: all), for
 // a dispatcher that holds back the claims of a dependency that does not
@@ -58,29 +58,18 @@ func (s *Store) Lease(ctx context.Context, n int, leaseFor time.Duration, delive
 		return nil, dbErr("lease", err)
 	}
 	jobs := make([]claim.Job, 0, len(got))
-	var unreadable []claim.Job
-	var openErr error
+	var bad []unopened
 	for _, x := range got {
-		tok, err := s.sealer.Open(x.token, x.job.ID[:])
-		var sec []byte
-		if err == nil && x.secret != nil {
-			sec, err = s.sealer.Open(x.secret, x.job.ID[:])
-		}
+		tok, sec, err := s.openJob(x.job.ID, x.token, x.secret)
 		if err != nil {
-			unreadable, openErr = append(unreadable, x.job), err
+			bad = append(bad, unopened{job: x.job, err: err})
 			continue
 		}
-		x.job.Token = claim.Token(tok)
-		if x.secret != nil {
-			sk := claim.Secret(sec)
-			x.job.SecretKey = &sk
-		}
+		x.job.Token, x.job.SecretKey = tok, sec
 		jobs = append(jobs, x.job)
 	}
-	if len(unreadable) > 0 {
-		_ = s.release(context.WithoutCancel(ctx), unreadable, time.Minute,
-			"this replica cannot decrypt the claim (its data key is missing or different); left for one that can")
-		return jobs, fmt.Errorf("%w: %d claims handed back: %w", claim.ErrCannotDecrypt, len(unreadable), openErr)
+	if len(bad) > 0 {
+		return jobs, s.handBack(ctx, bad)
 	}
 	return jobs, nil
 }

@@ -98,7 +98,9 @@ func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, for
 		}
 		return nil
 	}
-	return s.transition(ctx, id, "retried", `status = 'failed'`, "is not failed",
+	// A failed claim whose token and secret were erased (retention) cannot be sent again.
+	return s.transition(ctx, id, "retried", `status = 'failed' AND token IS NOT NULL`,
+		"is not failed, or its token and secret were erased after CLAIMSVC_FAILED_SECRET_RETENTION (create a new claim)",
 		`status = 'pending', next_attempt_at = now(), pending_since = now(), last_error = NULL, last_error_kind = NULL, refusals = 0`, true, check, "")
 }
 

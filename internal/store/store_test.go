@@ -17,7 +17,7 @@ import (
 
 func ptr[T any](v T) *T { return &v }
 
-func newStore(t *testing.T, key []byte) *store.Store { return storetest.New(t, key) }
+func newStore(t *testing.T, keys ...[]byte) *store.Store { return storetest.New(t, keys...) }
 
 func req(token, secret string, dur int64) claim.Request {
 	r := claim.Request{Token: claim.Token(token)}
@@ -385,10 +385,10 @@ func TestUnreadableClaimsAreHandedBackNotFailed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer noKey.Close()
-	if err := noKey.CheckDataKey(ctx); !errors.Is(err, claim.ErrCannotDecrypt) {
+	if _, err := noKey.CheckDataKey(ctx); !errors.Is(err, claim.ErrCannotDecrypt) {
 		t.Fatalf("start-up check without the key: %v", err)
 	}
-	if err := withKey.CheckDataKey(ctx); err != nil {
+	if _, err := withKey.CheckDataKey(ctx); err != nil {
 		t.Fatalf("start-up check with the key: %v", err)
 	}
 	jobs, err := noKey.Lease(ctx, 10, time.Minute, nil)

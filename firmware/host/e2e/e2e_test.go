@@ -17,6 +17,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -309,8 +313,18 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func startProc(t *testing.T, name, bin string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, bin, nil, args...)
+}
+
+// startProcEnv is startProc with extra environment variables (secrets go
+// there, never into argv).
+func startProcEnv(t *testing.T, name, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: name, output: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout = lockedWriter{p.mu, p.output}
 	p.cmd.Stderr = lockedWriter{p.mu, p.output}
 	if err := p.cmd.Start(); err != nil {
@@ -483,8 +497,20 @@ func startStack(t *testing.T, tbemuArgs ...string) (string, *stack) {
 
 	svcAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	st.svcURL = "http://" + svcAddr
-	st.svc = startProc(t, "claimsvc", claimsvcBin, "serve",
-		"--http-addr", svcAddr, "--database-url", st.dbURL, "--mqtt-url", "tcp://"+st.tbMQTT)
+	// As an operator runs it: an API key (the factory's; the device sends
+	// none) and a data key, secrets in the environment, never in argv.
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	apiKeyHash := sha256.Sum256([]byte("e2e-factory-key"))
+	st.svc = startProcEnv(t, "claimsvc", claimsvcBin, []string{
+		"CLAIMSVC_DATABASE_URL=" + st.dbURL,
+		"CLAIMSVC_DATA_KEY=" + base64.StdEncoding.EncodeToString(key),
+		"CLAIMSVC_API_KEYS=" + hex.EncodeToString(apiKeyHash[:]),
+	}, "serve", "--http-addr", svcAddr, "--mqtt-url", "tcp://"+st.tbMQTT,
+		// One device lives through a dozen scenarios in under a minute here,
+		// and the test polls its claims (the device's POST is answered at
+		// once now: no key, no Prefer: wait); 20/1m is for real devices.
+		"--rate-limit-token", "200/1m")
 	waitReady(t, st.svcURL+"/readyz", 30*time.Second)
 	return sim, st
 }

@@ -20,10 +20,11 @@ import (
 )
 
 // New returns a migrated store on a new database, closed when the test ends.
-// A nil key stores tokens and secrets in plain text.
-func New(tb testing.TB, key []byte) *store.Store {
+// keys is the keyring (the first seals); none seals with the published
+// unkeyed key, as the demo does.
+func New(tb testing.TB, keys ...[]byte) *store.Store {
 	tb.Helper()
-	sealer, err := seal.New(key)
+	sealer, err := seal.New(keys)
 	if err != nil {
 		tb.Fatal(err)
 	}
