@@ -515,6 +515,13 @@ func TestDeviceRateLimit(t *testing.T) {
 	c5.expectClosed(rcMessageRateTooHigh)
 	// Other devices have their own budget; the bucket refills with time.
 	connectOK(t, e.MQTTAddr(), 4, "T1_TEST_TOKEN")
+	// A closed session takes a token too (SESSION_EVENT_MSG_CLOSED), when
+	// its connection is finished: let those land before the refill.
+	for deadline := time.Now().Add(5 * time.Second); e.Sessions("DHT11 Demo Device") > 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the device's sessions did not close")
+		}
+	}
 	clock.Advance(time.Minute)
 	c = connectOK(t, e.MQTTAddr(), 5, "DHT11_DEMO_TOKEN")
 	c.publish(topicDeviceClaim, claimTopicPayload("k"), 1, 1)

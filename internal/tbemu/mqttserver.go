@@ -320,10 +320,10 @@ func (c *mqttConn) finish() {
 	gateway := c.dev.gateway
 	c.mu.Unlock()
 	if sess != nil {
-		c.srv.closeSession(sess)
-		if !gateway {
+		if !gateway { // before the session is gone, so that a caller who sees it gone sees the token taken
 			c.srv.e.limits.allow(sess.deviceID)
 		}
+		c.srv.closeSession(sess)
 		c.srv.e.log.Debug("mqtt device disconnected", "device", c.dev.name)
 	}
 	for _, ds := range subs {
