@@ -236,11 +236,11 @@ type BatchItem struct {
 
 // BatchResult is one claim's outcome in a batch.
 type BatchResult struct {
-	Index    int      `json:"index"`
-	Status   int      `json:"status"`
-	Replayed bool     `json:"replayed"`
-	Claim    *Claim   `json:"claim"`
-	Problem  *Problem `json:"problem"`
+	Index      int      `json:"index"`
+	HTTPStatus int      `json:"httpStatus"` // 202 created, 200 replayed, or the problem's status
+	Replayed   bool     `json:"replayed"`
+	Claim      *Claim   `json:"claim"`
+	Problem    *Problem `json:"problem"`
 }
 
 // BatchAnswer is claimsvc's answer to a batch: one result per item, in order.

@@ -25,7 +25,8 @@ import (
 // Each item is {"token", "secretKey", "durationMs", "idempotencyKey"} with the
 // single route's field rules; idempotencyKey is the item's own Idempotency-Key
 // (the header is refused on this route: one key cannot name many claims).
-// ?force=true applies to every item. Prefer: wait is not supported here.
+// ?force=true applies to every item. Prefer: wait is refused (422), not
+// ignored: a caller who asked for outcomes must not take 202s for them.
 
 const (
 	// MaxBatchItems is the most claims one batch may hold.
@@ -39,12 +40,15 @@ const (
 
 // batchResult is one claim's outcome in a batch answer.
 type batchResult struct {
-	Index    int        `json:"index"`
-	Status   int        `json:"status"`
-	Replayed bool       `json:"replayed,omitempty"`
-	Claim    *claimView `json:"claim,omitempty"`
-	Problem  *Problem   `json:"problem,omitempty"`
-	err      error      // the item's error, for the metrics
+	Index int `json:"index"`
+	// HTTPStatus is the HTTP status this claim would have had on the single
+	// route (202, 200 or the problem's); named so that it cannot be taken for
+	// the claim's own status (claim.status).
+	HTTPStatus int        `json:"httpStatus"`
+	Replayed   bool       `json:"replayed,omitempty"`
+	Claim      *claimView `json:"claim,omitempty"`
+	Problem    *Problem   `json:"problem,omitempty"`
+	err        error      // the item's error, for the metrics
 }
 
 type batchAnswer struct {
@@ -64,6 +68,9 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		if _, ok := r.Header["Idempotency-Key"]; ok {
 			err = invalidField("Idempotency-Key", "is not supported on /claims:batch: give each claim its own idempotencyKey")
+		} else if prefersWait(r.Header.Values("Prefer")) {
+			err = invalidField("Prefer", "wait is not supported on /claims:batch: the answer comes once the claims are stored; "+
+				"read their outcomes with GET /claims/{id}")
 		}
 	}
 	var force bool
@@ -106,9 +113,9 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			v := view(out.Claim)
-			br.Claim, br.Status, br.Replayed = &v, http.StatusAccepted, out.Replayed
+			br.Claim, br.HTTPStatus, br.Replayed = &v, http.StatusAccepted, out.Replayed
 			if out.Replayed {
-				br.Status = http.StatusOK
+				br.HTTPStatus = http.StatusOK
 			}
 		}
 	}
@@ -135,7 +142,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 // request's).
 func (br *batchResult) fail(r *http.Request, err error) {
 	p := problemFor(r, err)
-	br.Status, br.Problem, br.err = p.Status, &p, err
+	br.HTTPStatus, br.Problem, br.err = p.Status, &p, err
 }
 
 // itemWithinTokenLimit applies the per-device limit (CLAIMSVC_RATE_LIMIT_TOKEN)

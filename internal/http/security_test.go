@@ -397,7 +397,7 @@ func TestBatchLimits(t *testing.T) {
 	res := results(t, r)
 	created, limited := 0, 0
 	for _, x := range res {
-		switch x["status"] {
+		switch x["httpStatus"] {
 		case float64(202):
 			created++
 		case float64(429):
