@@ -203,7 +203,11 @@ func TestDemoMode(t *testing.T) {
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_DEMO": "true",
 		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": restAddr,
 		"CLAIMSVC_API_KEYS": "", "CLAIMSVC_DATA_KEY": ""})
-	for _, want := range []string{"demo mode", "INSECURE: no API keys (--demo", "INSECURE: no data key"} {
+	wants := []string{"demo mode", "INSECURE: no API keys (--demo", "INSECURE: no data key"}
+	for _, d := range tbemu.DemoClaimable() { // the log names every device a customer can claim
+		wants = append(wants, d.Name+" ("+d.Token+")")
+	}
+	for _, want := range wants {
 		if !strings.Contains(svc.out.String(), want) {
 			t.Fatalf("the log does not say %q:\n%s", want, svc.out.String())
 		}
