@@ -123,6 +123,7 @@ type Problem struct {
 	RequestID       string       `json:"requestId"`
 	Errors          []FieldError `json:"errors,omitempty"`
 	BlockingClaimID string       `json:"blockingClaimId,omitempty"`
+	OriginalClaimID string       `json:"originalClaimId,omitempty"` // with an Idempotency-Key reused
 }
 
 // FieldError names a field that breaks a rule.
@@ -142,6 +143,9 @@ func (p *Problem) Error() string {
 	}
 	if p.BlockingClaimID != "" {
 		b.WriteString("; blocking claim " + p.BlockingClaimID)
+	}
+	if p.OriginalClaimID != "" {
+		b.WriteString("; the key's claim " + p.OriginalClaimID)
 	}
 	return b.String()
 }
