@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	claimhttp "github.com/claimsvc/claimsvc/internal/http"
-	"github.com/claimsvc/claimsvc/internal/store"
 )
 
 // results returns a batch answer's results (checked against the spec by do).
@@ -217,11 +216,7 @@ func TestBatchWholeRequestProblems(t *testing.T) {
 
 func TestBatchDatabaseDownIs503(t *testing.T) {
 	t.Parallel()
-	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dead.Close)
+	dead := deadStore(t)
 	e := newEnvWithStore(t, dead)
 	r := e.do("POST", "/claims:batch", nil, `[{"token":"DOWN_TOKEN_0001"},{"token":"DOWN_TOKEN_0002"}]`)
 	if r.status != 503 || r.header.Get("Retry-After") == "" {

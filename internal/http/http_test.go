@@ -418,13 +418,21 @@ func TestAPIKeys(t *testing.T) {
 	}
 }
 
-func TestDatabaseDownIs503(t *testing.T) {
-	t.Parallel()
+// deadStore is a store whose database never answers: every query fails as
+// an unreachable database does.
+func deadStore(t *testing.T) *store.Store {
+	t.Helper()
 	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dead.Close)
+	return dead
+}
+
+func TestDatabaseDownIs503(t *testing.T) {
+	t.Parallel()
+	dead := deadStore(t)
 	e := newEnvWithStore(t, dead)
 	r := e.do("POST", "/devices/T1/claim", nil, `{"secretKey":"x"}`)
 	if r.status != 503 || r.header.Get("Retry-After") == "" {

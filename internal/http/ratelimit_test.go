@@ -8,7 +8,6 @@ import (
 	"time"
 
 	claimhttp "github.com/claimsvc/claimsvc/internal/http"
-	"github.com/claimsvc/claimsvc/internal/store"
 )
 
 func limits(l claimhttp.Limits) option {
@@ -142,11 +141,7 @@ func TestRateLimitHeadersOnEveryAnswer(t *testing.T) {
 // every item of a batch; requests answered otherwise count.
 func TestFailedRequestsDoNotCountAgainstTheDevice(t *testing.T) {
 	t.Parallel()
-	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dead.Close)
+	dead := deadStore(t)
 	e := newEnvWithStore(t, dead, limits(claimhttp.Limits{PerToken: claimhttp.Rate{N: 2, Per: time.Hour}}))
 	for i := range 4 {
 		if r := e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "OUTAGE_TOKEN_001"}, ``); r.status != 503 {
