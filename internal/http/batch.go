@@ -171,7 +171,7 @@ func (s *server) itemWithinTokenLimit(tok claim.Token, taken *[]counted) error {
 		return nil
 	}
 	h := http.Header{}
-	q.setHeaders(h, s.tokenLimit.now())
+	q.setHeaders(h)
 	return claim.Errorf(codeRateLimited, "%s; retry after %s seconds", s.tokenLimit.detail, h.Get("Retry-After"))
 }
 

@@ -73,6 +73,7 @@ type quota struct {
 	allowed   bool
 	limit     int
 	remaining int
+	at        time.Time // when it was counted
 	window    time.Time // the start of the window the request was counted in
 	reset     time.Time // when that window ends
 }
@@ -86,7 +87,7 @@ func (l *limiter) take(key string) quota {
 		l.start = l.start.Add(since - since%l.per)
 		clear(l.counts)
 	}
-	q := quota{limit: l.n, window: l.start, reset: l.start.Add(l.per)}
+	q := quota{limit: l.n, at: now, window: l.start, reset: l.start.Add(l.per)}
 	c, known := l.counts[key]
 	if c >= l.n || (!known && len(l.counts) >= limiterMaxKeys) {
 		return q
@@ -113,7 +114,7 @@ func (l *limiter) giveBack(key string, q quota) {
 // them, canonical): X-Ratelimit-Reset is the window's end as Unix time,
 // rounded up. A refusal also gets Retry-After, the seconds from its Date to
 // that end: Reset = Date + Retry-After exactly, and never too early.
-func (q quota) setHeaders(h http.Header, now time.Time) {
+func (q quota) setHeaders(h http.Header) {
 	reset := q.reset.Unix()
 	if q.reset.After(time.Unix(reset, 0)) {
 		reset++
@@ -122,7 +123,7 @@ func (q quota) setHeaders(h http.Header, now time.Time) {
 	h.Set("X-Ratelimit-Remaining", strconv.Itoa(q.remaining))
 	h.Set("X-Ratelimit-Reset", strconv.FormatInt(reset, 10))
 	if !q.allowed {
-		setRetryAfter(h, now, reset)
+		setRetryAfter(h, q.at, reset)
 	}
 }
 
@@ -137,8 +138,7 @@ func setRetryAfter(h http.Header, now time.Time, reset int64) {
 // headers; when over the limit it answers 429 and returns false.
 func (s *server) allow(l *limiter, w http.ResponseWriter, r *http.Request, key string) (quota, bool) {
 	q := l.take(key)
-	now := l.now()
-	q.setHeaders(w.Header(), now)
+	q.setHeaders(w.Header())
 	if q.allowed {
 		return q, true
 	}
