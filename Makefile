@@ -4,10 +4,11 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # Starts a private PostgreSQL (and Mosquitto) for the command when none answers; see its header.
 SERVICES := scripts/services.sh
-# Pinned dev tools (golangci-lint, helm, kubeconform) live in their own module, away from the service's go.mod.
+# Pinned dev tools (golangci-lint, helm, kubeconform, the Go client generators oapi-codegen and ogen) live in their
+# own module, away from the service's go.mod.
 TOOL    := $(GO) tool -modfile=tools/go.mod
 
-.PHONY: demo run tbemu test-tb build deps tools test test-go test-deploy test-long fuzz firmware-test firmware-sim idf-check vet lint clean help
+.PHONY: demo run tbemu test-tb build deps tools test test-go test-deploy test-long fuzz firmware-test firmware-sim idf-check vet lint lint-api lint-api-run clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -38,14 +39,30 @@ LINT = $(TOOL) golangci-lint
 lint: ## golangci-lint with .golangci.yml (the version is pinned in tools/go.mod; the first run builds it)
 	$(LINT) run ./...
 
+# Redocly CLI, pinned in tools/redocly/package-lock.json: npm ci once (the npm registry), then the lint runs offline.
+REDOCLY       := tools/redocly/node_modules/.bin/redocly
+REDOCLY_STAMP := tools/redocly/node_modules/.installed
+lint-api: ## Redocly lint of api/openapi.yaml (recommended-strict, api/redocly.yaml); needs Node.js 20.19+ and npm
+	@if command -v npm >/dev/null; then $(MAKE) --no-print-directory lint-api-run; \
+	else echo "lint-api: skipped: needs Node.js (20.19+ or 22.12+) and npm"; test -z "$$CI"; fi
+
+lint-api-run: $(REDOCLY_STAMP)
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(REDOCLY) lint --config api/redocly.yaml api/openapi.yaml
+
+$(REDOCLY_STAMP): tools/redocly/package-lock.json
+	cd tools/redocly && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
 deps: ## install the Debian packages the tests need (when root; otherwise says what is missing)
 	@scripts/deps.sh
 
 tools: ## build the pinned dev tools of tools/go.mod (the first build of helm takes minutes; later runs, a second)
 	@$(TOOL) helm version >/dev/null
 	@$(TOOL) kubeconform -v >/dev/null
+	@$(TOOL) oapi-codegen -version >/dev/null
+	@$(TOOL) ogen -version >/dev/null
 
-test: deps vet firmware-test tools test-go ## everything: vet, firmware host tests, Go tests with -race (chart, alerts, bare-machine demo included)
+test: deps vet lint-api firmware-test tools test-go ## everything: vet, the spec's lint, firmware host tests, Go tests with -race (chart, alerts, generated clients, bare-machine demo included)
 
 test-go:
 	$(SERVICES) --postgres CLAIMSVC_TEST_DATABASE_URL --mosquitto -- $(GO) test -race -count=1 -timeout 15m ./...

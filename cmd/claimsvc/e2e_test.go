@@ -153,6 +153,47 @@ func TestEndToEndHoldRule(t *testing.T) {
 	}
 }
 
+// TestEndToEndWrongSecretPlaybook is the README's "a customer typed a wrong
+// secret" playbook: the typo drops the delivered device-side claim in
+// ThingsBoard, the 409 says a new claim is then needed and how to send it,
+// and the forced attribute claim it suggests survives the next typo.
+func TestEndToEndWrongSecretPlaybook(t *testing.T) {
+	t.Parallel()
+	emu := startEmulator(t, "127.0.0.1:0")
+	db := pgtest.NewDatabase(t)
+	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": db, "CLAIMSVC_MQTT_URL": "tcp://" + emu.MQTTAddr(),
+		"CLAIMSVC_TB_URL": emu.HTTPURL(), "CLAIMSVC_TB_API_KEY": emu.DemoAPIKey()})
+	hdr := map[string]string{"X-Device-Token": "T2_TEST_TOKEN", "Prefer": "wait=5"}
+	status, first := svc.post(t, "/devices/claim", hdr, `{"secretKey":"label-secret","deviceName":"Thermostat T2"}`)
+	if status != 200 || first["status"] != "delivered" {
+		t.Fatalf("first: %d %v", status, first)
+	}
+	// The customer mistypes: ThingsBoard drops the cached claim.
+	if code, body := customerClaim(t, emu, "Thermostat T2", "label-secert"); code != 400 || body != `"FAILURE"` {
+		t.Fatalf("typo: %d %s", code, body)
+	}
+	// A new claim is refused by the hold rule, and the refusal says what to do.
+	status, conflict := svc.post(t, "/devices/claim", hdr, `{"secretKey":"label-secret-2","deviceName":"Thermostat T2"}`)
+	detail, _ := conflict["detail"].(string)
+	if status != 409 || conflict["blockingClaimId"] != first["id"] || !strings.Contains(detail, "wrong secret") ||
+		!strings.Contains(detail, "?force=true") || !strings.Contains(detail, `"attribute"`) {
+		t.Fatalf("409 without a way forward: %d %v", status, conflict)
+	}
+	// The way it names: force, as an attribute claim.
+	status, again := svc.post(t, "/devices/claim?force=true", hdr,
+		`{"secretKey":"label-secret-2","deviceName":"Thermostat T2","delivery":"attribute","durationMs":604800000}`)
+	if status != 200 || again["status"] != "delivered" || again["delivery"] != "attribute" {
+		t.Fatalf("forced attribute claim: %d %v", status, again)
+	}
+	// Another typo does not drop an attribute claim; the right secret then works.
+	if code, body := customerClaim(t, emu, "Thermostat T2", "typo-again"); code != 400 || body != `"FAILURE"` {
+		t.Fatalf("second typo: %d %s", code, body)
+	}
+	if code, body := customerClaim(t, emu, "Thermostat T2", "label-secret-2"); code != 200 || !strings.Contains(body, "SUCCESS") {
+		t.Fatalf("the customer with the new secret: %d %s", code, body)
+	}
+}
+
 // TestDemoMode is the README's first command: serve --demo runs the emulator
 // in-process with no setup at all (no API key, no data key), says loudly
 // that it is open, and a claim goes from curl to "customer owns the device".
@@ -162,7 +203,11 @@ func TestDemoMode(t *testing.T) {
 	svc := startService(t, map[string]string{"CLAIMSVC_DATABASE_URL": pgtest.NewDatabase(t), "CLAIMSVC_DEMO": "true",
 		"CLAIMSVC_DEMO_MQTT_ADDR": freeAddr(t), "CLAIMSVC_DEMO_HTTP_ADDR": restAddr,
 		"CLAIMSVC_API_KEYS": "", "CLAIMSVC_DATA_KEY": ""})
-	for _, want := range []string{"demo mode", "INSECURE: no API keys (--demo", "INSECURE: no data key"} {
+	wants := []string{"demo mode", "INSECURE: no API keys (--demo", "INSECURE: no data key"}
+	for _, d := range tbemu.DemoClaimable() { // the log names every device a customer can claim
+		wants = append(wants, d.Name+" ("+d.Token+")")
+	}
+	for _, want := range wants {
 		if !strings.Contains(svc.out.String(), want) {
 			t.Fatalf("the log does not say %q:\n%s", want, svc.out.String())
 		}

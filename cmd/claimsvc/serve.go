@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -106,8 +107,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		log.Info("demo mode: delivering to the in-process ThingsBoard emulator instead of --mqtt-url and CLAIMSVC_TB_*",
 			"mqtt", mqttURL, "thingsboard", emu.HTTPURL(), "tb_poll_interval", cfg.TB.PollInterval,
 			"customer", "customerA@thingsboard.org / customer",
-			"claimable_devices", "DHT11 Demo Device (DHT11_DEMO_TOKEN), Raspberry Pi Demo Device (RASPBERRY_PI_DEMO_TOKEN), "+
-				"Thermostat T1 (T1_TEST_TOKEN), Thermostat T2 (T2_TEST_TOKEN)")
+			"claimable_devices", demoDevices(tbemu.DemoClaimable()))
 	}
 	pub, err := mqtt.New(mqtt.Config{URL: mqttURL, CAFile: cfg.MQTTCAFile, ConnectTimeout: cfg.MQTTConnectTimeout,
 		AckTimeout: cfg.MQTTAckTimeout, ProbeToken: claim.Token(cfg.BrokerProbeToken)})
@@ -283,4 +283,14 @@ func deliveries(s dispatch.Senders) []string {
 		}
 	}
 	return out
+}
+
+// demoDevices lists the emulator's claimable demo devices for the demo's
+// start-up log: "name (token), …". Demo tokens are public demo data.
+func demoDevices(devs []tbemu.DemoDevice) string {
+	parts := make([]string, len(devs))
+	for i, d := range devs {
+		parts[i] = d.Name + " (" + d.Token + ")"
+	}
+	return strings.Join(parts, ", ")
 }

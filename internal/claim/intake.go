@@ -200,21 +200,26 @@ func Blocking(claims []Prior, except uuid.UUID, now time.Time, hold time.Duratio
 }
 
 // HoldConflict is the refusal of a different claim while b is live. It is the
-// one message for intake and retry alike.
+// one message for intake and retry alike, and it says what to do next
+// (README "What a factory tool does with each answer").
 func HoldConflict(b Prior) *Error {
-	msg := "a different claim for this device is pending; it will be sent"
+	msg := "a different claim for this device is pending: it will be sent, and ThingsBoard would ignore this one " +
+		"while it holds that one; wait for its outcome (GET /claims/{blockingClaimId}), cancel it (DELETE), " +
+		"or add ?force=true to send this one anyway"
 	switch {
 	case b.Status == StatusDelivered && b.Delivery == DeliveryAttribute:
 		msg = "an attribute claim for this device is live until it expires or a customer uses it; " +
 			"ThingsBoard reads a device-side claim before the attribute, so the two would compete: " +
-			"revoke the attribute claim first (DELETE /claims/{id}), or send this one as an attribute claim too, which replaces it"
+			"revoke the attribute claim first (DELETE /claims/{id}), or send this one as an attribute claim too, which replaces it " +
+			"(or add ?force=true to send this one anyway)"
 	case b.Status == StatusDelivered:
-		msg = "a different claim for this device was delivered within the hold window; " +
-			"ThingsBoard keeps the first claim it has cached and silently ignores a new one until that one is used, " +
-			"evicted (a wrong secret typed by a customer evicts it) or expires"
+		msg = "a different claim for this device was delivered within the hold window, and ThingsBoard ignores a new claim " +
+			"while it still holds that one. If a customer typed a wrong secret, ThingsBoard has dropped that claim and this one " +
+			"is needed: send it with ?force=true, better as delivery \"attribute\" with deviceName, which a wrong secret " +
+			"does not drop. Otherwise the customer can still use the delivered claim's secret"
 	}
 	id := b.ID
-	return &Error{Code: CodeConflict, Message: msg + " (add ?force=true to send this one anyway)", Blocking: &id}
+	return &Error{Code: CodeConflict, Message: msg, Blocking: &id}
 }
 
 // IdempotencyKeyReused is the refusal of a request that reuses a key with a

@@ -1,6 +1,7 @@
 package claim
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +148,18 @@ func TestHoldConflictMessage(t *testing.T) {
 	pending, delivered := HoldConflict(Prior{ID: id, Status: StatusPending}), HoldConflict(Prior{ID: id, Status: StatusDelivered})
 	if pending.Code != CodeConflict || *pending.Blocking != id || pending.Message == delivered.Message {
 		t.Fatalf("pending %+v, delivered %+v", pending, delivered)
+	}
+	// A customer's typo drops a delivered device-side claim: the message must
+	// not say a new claim is useless, and names the ways to send one.
+	for _, want := range []string{"wrong secret", "?force=true", `"attribute"`} {
+		if !strings.Contains(delivered.Message, want) {
+			t.Errorf("the delivered-claim conflict does not mention %s: %s", want, delivered.Message)
+		}
+	}
+	for _, c := range []*Error{pending, delivered, HoldConflict(Prior{ID: id, Status: StatusDelivered, Delivery: DeliveryAttribute})} {
+		if !strings.Contains(c.Message, "?force=true") {
+			t.Errorf("no way forward in %q", c.Message)
+		}
 	}
 	now := time.Now()
 	if b := Blocking([]Prior{{ID: id, Status: StatusPending}}, id, now, time.Hour); b != nil {

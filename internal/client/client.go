@@ -123,6 +123,7 @@ type Problem struct {
 	RequestID       string       `json:"requestId"`
 	Errors          []FieldError `json:"errors,omitempty"`
 	BlockingClaimID string       `json:"blockingClaimId,omitempty"`
+	OriginalClaimID string       `json:"originalClaimId,omitempty"` // with an Idempotency-Key reused
 }
 
 // FieldError names a field that breaks a rule.
@@ -142,6 +143,9 @@ func (p *Problem) Error() string {
 	}
 	if p.BlockingClaimID != "" {
 		b.WriteString("; blocking claim " + p.BlockingClaimID)
+	}
+	if p.OriginalClaimID != "" {
+		b.WriteString("; the key's claim " + p.OriginalClaimID)
 	}
 	return b.String()
 }
@@ -236,11 +240,11 @@ type BatchItem struct {
 
 // BatchResult is one claim's outcome in a batch.
 type BatchResult struct {
-	Index    int      `json:"index"`
-	Status   int      `json:"status"`
-	Replayed bool     `json:"replayed"`
-	Claim    *Claim   `json:"claim"`
-	Problem  *Problem `json:"problem"`
+	Index      int      `json:"index"`
+	HTTPStatus int      `json:"httpStatus"` // 202 created, 200 replayed, or the problem's status
+	Replayed   bool     `json:"replayed"`
+	Claim      *Claim   `json:"claim"`
+	Problem    *Problem `json:"problem"`
 }
 
 // BatchAnswer is claimsvc's answer to a batch: one result per item, in order.

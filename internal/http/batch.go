@@ -3,7 +3,6 @@ package http
 import (
 	"bufio"
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -25,7 +24,8 @@ import (
 // Each item is {"token", "secretKey", "durationMs", "idempotencyKey"} with the
 // single route's field rules; idempotencyKey is the item's own Idempotency-Key
 // (the header is refused on this route: one key cannot name many claims).
-// ?force=true applies to every item. Prefer: wait is not supported here.
+// ?force=true applies to every item. Prefer: wait is refused (422), not
+// ignored: a caller who asked for outcomes must not take 202s for them.
 
 const (
 	// MaxBatchItems is the most claims one batch may hold.
@@ -39,12 +39,15 @@ const (
 
 // batchResult is one claim's outcome in a batch answer.
 type batchResult struct {
-	Index    int        `json:"index"`
-	Status   int        `json:"status"`
-	Replayed bool       `json:"replayed,omitempty"`
-	Claim    *claimView `json:"claim,omitempty"`
-	Problem  *Problem   `json:"problem,omitempty"`
-	err      error      // the item's error, for the metrics
+	Index int `json:"index"`
+	// HTTPStatus is the HTTP status this claim would have had on the single
+	// route (202, 200 or the problem's); named so that it cannot be taken for
+	// the claim's own status (claim.status).
+	HTTPStatus int        `json:"httpStatus"`
+	Replayed   bool       `json:"replayed,omitempty"`
+	Claim      *claimView `json:"claim,omitempty"`
+	Problem    *Problem   `json:"problem,omitempty"`
+	err        error      // the item's error, for the metrics
 }
 
 type batchAnswer struct {
@@ -64,6 +67,9 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		if _, ok := r.Header["Idempotency-Key"]; ok {
 			err = invalidField("Idempotency-Key", "is not supported on /claims:batch: give each claim its own idempotencyKey")
+		} else if prefersWait(r.Header.Values("Prefer")) {
+			err = invalidField("Prefer", "wait is not supported on /claims:batch: the answer comes once the claims are stored; "+
+				"read their outcomes with GET /claims/{id}")
 		}
 	}
 	var force bool
@@ -79,11 +85,12 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	ans := batchAnswer{Results: make([]batchResult, len(raws))}
 	reqs := make([]claim.Request, 0, len(raws))
 	at := make([]int, 0, len(raws)) // reqs[k] is item at[k]
+	var taken []counted
 	for i, raw := range raws {
 		ans.Results[i].Index = i
 		req, err := s.batchRequest(raw, force)
 		if err == nil {
-			err = s.itemWithinTokenLimit(r, req.Token)
+			err = s.itemWithinTokenLimit(req.Token, &taken)
 		}
 		if err != nil {
 			ans.Results[i].fail(r, err)
@@ -94,7 +101,10 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(reqs) > 0 {
 		res, err := s.store.CreateBatch(r.Context(), reqs, s.hold)
-		if err != nil { // nothing was stored
+		if err != nil { // nothing was stored: the items do not count against their devices
+			for _, c := range taken {
+				s.tokenLimit.giveBack(c.key, c.q)
+			}
 			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(err)).Add(float64(len(raws)))
 			writeError(w, r, s.log, err)
 			return
@@ -106,9 +116,9 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			v := view(out.Claim)
-			br.Claim, br.Status, br.Replayed = &v, http.StatusAccepted, out.Replayed
+			br.Claim, br.HTTPStatus, br.Replayed = &v, http.StatusAccepted, out.Replayed
 			if out.Replayed {
-				br.Status = http.StatusOK
+				br.HTTPStatus = http.StatusOK
 			}
 		}
 	}
@@ -135,30 +145,35 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 // request's).
 func (br *batchResult) fail(r *http.Request, err error) {
 	p := problemFor(r, err)
-	br.Status, br.Problem, br.err = p.Status, &p, err
+	br.HTTPStatus, br.Problem, br.err = p.Status, &p, err
+}
+
+// counted is a batch item counted against its device's limit, to give back
+// when nothing is stored.
+type counted struct {
+	key string
+	q   quota
 }
 
 // itemWithinTokenLimit applies the per-device limit (CLAIMSVC_RATE_LIMIT_TOKEN)
 // to one item, as the single route does to each request: a batch cannot send
-// more claims for one device than that many requests could.
-func (s *server) itemWithinTokenLimit(r *http.Request, tok claim.Token) error {
+// more claims for one device than that many requests could. The headers it
+// would set belong to the item, not to the whole answer; its problem says
+// when to try again.
+func (s *server) itemWithinTokenLimit(tok claim.Token, taken *[]counted) error {
 	if s.tokenLimit == nil {
 		return nil
 	}
-	sink := headerSink{}
-	if !s.tokenLimit.rl.OnLimit(sink, r, "token:"+hex.EncodeToString(tok.Hash())) {
+	key := tokenKey(tok)
+	q := s.tokenLimit.take(key)
+	if q.allowed {
+		*taken = append(*taken, counted{key, q})
 		return nil
 	}
-	return claim.Errorf(codeRateLimited, "%s; retry after %s seconds", s.tokenLimit.detail, sink.Header().Get("Retry-After"))
+	h := http.Header{}
+	q.setHeaders(h)
+	return claim.Errorf(codeRateLimited, "%s; retry after %s seconds", s.tokenLimit.detail, h.Get("Retry-After"))
 }
-
-// headerSink takes the headers httprate sets for one batch item; they do not
-// belong on the whole answer.
-type headerSink http.Header
-
-func (h headerSink) Header() http.Header         { return http.Header(h) }
-func (h headerSink) Write(b []byte) (int, error) { return len(b), nil }
-func (h headerSink) WriteHeader(int)             {}
 
 // batchRequest decodes and validates one item.
 func (s *server) batchRequest(raw []byte, force bool) (claim.Request, error) {

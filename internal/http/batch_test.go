@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	claimhttp "github.com/claimsvc/claimsvc/internal/http"
-	"github.com/claimsvc/claimsvc/internal/store"
 )
 
 // results returns a batch answer's results (checked against the spec by do).
@@ -66,8 +65,8 @@ func TestBatchJSONArray(t *testing.T) {
 		t.Fatalf("%d results for %d claims: %s", len(res), len(want), r.raw)
 	}
 	for i, w := range want {
-		if res[i]["status"] != float64(w.status) {
-			t.Fatalf("claim %d: status %v, want %d: %v", i, res[i]["status"], w.status, res[i])
+		if res[i]["httpStatus"] != float64(w.status) {
+			t.Fatalf("claim %d: httpStatus %v, want %d: %v", i, res[i]["httpStatus"], w.status, res[i])
 		}
 		p := problemOf(res[i])
 		if (w.status >= 400) != (p != nil) || (p != nil && p["status"] != float64(w.status)) {
@@ -113,12 +112,12 @@ func TestBatchJSONArray(t *testing.T) {
 	}
 	// Retrying the whole batch is safe: what was stored replays.
 	again := results(t, e.do("POST", "/claims:batch", nil, `[{"token":"BATCH_TOKEN_0001","secretKey":"s1","durationMs":60000},{"token":"BATCH_TOKEN_0004","idempotencyKey":"k-1"}]`))
-	if again[0]["status"] != float64(200) || again[1]["status"] != float64(200) || claimOf(again[0])["id"] != first["id"] {
+	if again[0]["httpStatus"] != float64(200) || again[1]["httpStatus"] != float64(200) || claimOf(again[0])["id"] != first["id"] {
 		t.Fatalf("retried batch: %v", again)
 	}
 	// force applies to every claim.
 	forced := results(t, e.do("POST", "/claims:batch?force=true", nil, `[{"token":"BATCH_TOKEN_0001","secretKey":"s2"}]`))
-	if forced[0]["status"] != float64(202) || claimOf(forced[0])["id"] == first["id"] {
+	if forced[0]["httpStatus"] != float64(202) || claimOf(forced[0])["id"] == first["id"] {
 		t.Fatalf("forced: %v", forced)
 	}
 	m := e.do("GET", "/metrics", nil, "")
@@ -146,7 +145,7 @@ func TestBatchNDJSON(t *testing.T) {
 		t.Fatalf("%d results: %v", len(res), res)
 	}
 	for i, w := range want {
-		if res[i]["status"] != float64(w) {
+		if res[i]["httpStatus"] != float64(w) {
 			t.Fatalf("line %d: %v, want %d", i, res[i], w)
 		}
 	}
@@ -192,6 +191,10 @@ func TestBatchWholeRequestProblems(t *testing.T) {
 		{"invalid UTF-8", "", nil, "[{\"token\":\"T1\",\"secretKey\":\"\xff\"}]", 400},
 		{"Idempotency-Key header", "", map[string]string{"Idempotency-Key": "k"}, `[{"token":"T1"}]`, 422},
 		{"bad force", "?force=maybe", nil, `[{"token":"T1"}]`, 422},
+		// Prefer: wait is refused, not ignored: a caller asking for outcomes
+		// must not take the 202s for them.
+		{"Prefer: wait", "", map[string]string{"Prefer": "wait=5"}, `[{"token":"T1"}]`, 422},
+		{"Prefer: wait among others", "", map[string]string{"Prefer": "return=minimal, Wait=1"}, `[{"token":"T1"}]`, 422},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do("POST", "/claims:batch"+tc.query, tc.header, tc.body)
@@ -206,18 +209,14 @@ func TestBatchWholeRequestProblems(t *testing.T) {
 		t.Fatalf("%d claims stored by refused batches", n)
 	}
 	// Exactly the limit is fine.
-	if res := results(t, e.do("POST", "/claims:batch", nil, items(claimhttp.MaxBatchItems))); len(res) != claimhttp.MaxBatchItems || res[999]["status"] != float64(202) {
+	if res := results(t, e.do("POST", "/claims:batch", nil, items(claimhttp.MaxBatchItems))); len(res) != claimhttp.MaxBatchItems || res[999]["httpStatus"] != float64(202) {
 		t.Fatalf("1000 claims: %d results", len(res))
 	}
 }
 
 func TestBatchDatabaseDownIs503(t *testing.T) {
 	t.Parallel()
-	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(dead.Close)
+	dead := deadStore(t)
 	e := newEnvWithStore(t, dead)
 	r := e.do("POST", "/claims:batch", nil, `[{"token":"DOWN_TOKEN_0001"},{"token":"DOWN_TOKEN_0002"}]`)
 	if r.status != 503 || r.header.Get("Retry-After") == "" {
@@ -225,7 +224,7 @@ func TestBatchDatabaseDownIs503(t *testing.T) {
 	}
 	// Only invalid claims: nothing to store, so the database is not needed.
 	res := results(t, e.do("POST", "/claims:batch", nil, `[{"token":"a b"}]`))
-	if res[0]["status"] != float64(422) {
+	if res[0]["httpStatus"] != float64(422) {
 		t.Fatalf("invalid only: %v", res)
 	}
 }

@@ -177,7 +177,12 @@ func (s *server) allowGuess(w http.ResponseWriter, r *http.Request) (*guess, boo
 			"client_ip", key, "limit", strconv.Itoa(g.limit.N)+"/"+g.limit.Per.String())
 	}
 	secs := max(1, int((retry+time.Second-1)/time.Second))
-	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	// The rate-limit headers describe the budget that refused, so that on
+	// every 429 X-Ratelimit-Reset = now + Retry-After.
+	w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(g.limit.N))
+	w.Header().Set("X-Ratelimit-Remaining", "0")
+	w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(now.Unix()+int64(secs), 10))
+	setRetryAfter(w.Header(), now, now.Unix()+int64(secs))
 	writeError(w, r, s.log, claim.Errorf(codeRateLimited,
 		"too many unknown or rejected device tokens from this client, or claims not yet resolved; retry after %d seconds "+
 			"(a device's own token never comes near this limit)", secs))

@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	"iter"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -166,20 +167,42 @@ func renameField(err error, from, to string) error {
 	return err
 }
 
+// preferences yields each preference of Prefer headers (RFC 7240) as its
+// name and value, without parameters.
+func preferences(values []string) iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for _, v := range values {
+			for _, pref := range strings.Split(v, ",") {
+				name, val, _ := strings.Cut(strings.TrimSpace(strings.SplitN(pref, ";", 2)[0]), "=")
+				if !yield(strings.TrimSpace(name), val) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// prefersWait reports whether the Prefer headers ask for wait, with any value.
+func prefersWait(values []string) bool {
+	for name := range preferences(values) {
+		if strings.EqualFold(name, "wait") {
+			return true
+		}
+	}
+	return false
+}
+
 // preferWait finds wait=N in Prefer headers (RFC 7240); -1 when absent.
 func preferWait(values []string) int {
-	for _, v := range values {
-		for _, pref := range strings.Split(v, ",") {
-			name, val, ok := strings.Cut(strings.TrimSpace(strings.SplitN(pref, ";", 2)[0]), "=")
-			if !ok || !strings.EqualFold(strings.TrimSpace(name), "wait") {
-				continue
-			}
-			n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
-			if err != nil || n < 0 {
-				continue
-			}
-			return min(n, MaxPreferWait)
+	for name, val := range preferences(values) {
+		if !strings.EqualFold(name, "wait") {
+			continue
 		}
+		n, err := strconv.Atoi(strings.Trim(strings.TrimSpace(val), `"`))
+		if err != nil || n < 0 {
+			continue
+		}
+		return min(n, MaxPreferWait)
 	}
 	return -1
 }

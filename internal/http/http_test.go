@@ -143,7 +143,20 @@ func (e *env) checkSpec(req *http.Request, res *http.Response, raw []byte) {
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		e.t.Errorf("%s %s → %d does not match the spec: %v\nbody: %s", req.Method, req.URL.Path, res.StatusCode, err, raw)
 	}
+	// Every header a client acts on is declared for the answer it came with.
+	if rs := route.Operation.Responses.Status(res.StatusCode); rs != nil && rs.Value != nil {
+		for _, h := range actedOnHeaders {
+			if res.Header.Get(h) != "" && rs.Value.Headers[h] == nil {
+				e.t.Errorf("%s %s → %d carries %s, which the spec does not declare for it", req.Method, req.URL.Path, res.StatusCode, h)
+			}
+		}
+	}
 }
+
+// actedOnHeaders are the response headers a client acts on, as the spec
+// spells them (canonical).
+var actedOnHeaders = []string{"X-Request-Id", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset", "Retry-After",
+	"Location", "Idempotent-Replayed", "Preference-Applied", "Www-Authenticate"}
 
 func problemField(r response) string {
 	errs, _ := r.body["errors"].([]any)
@@ -405,13 +418,21 @@ func TestAPIKeys(t *testing.T) {
 	}
 }
 
-func TestDatabaseDownIs503(t *testing.T) {
-	t.Parallel()
+// deadStore is a store whose database never answers: every query fails as
+// an unreachable database does.
+func deadStore(t *testing.T) *store.Store {
+	t.Helper()
 	dead, err := store.Open(t.Context(), "postgres://postgres@127.0.0.1:1/x?sslmode=disable&connect_timeout=1", 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(dead.Close)
+	return dead
+}
+
+func TestDatabaseDownIs503(t *testing.T) {
+	t.Parallel()
+	dead := deadStore(t)
 	e := newEnvWithStore(t, dead)
 	r := e.do("POST", "/devices/T1/claim", nil, `{"secretKey":"x"}`)
 	if r.status != 503 || r.header.Get("Retry-After") == "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5/middleware"
@@ -39,35 +40,115 @@ func (l Limits) clientIP() func(http.Handler) http.Handler {
 	return middleware.ClientIPFromRemoteAddr
 }
 
-// limiter counts requests per key with httprate's sliding window.
+// limiter counts requests per key in fixed windows of Per, one after the
+// other from the limiter's start: at most N per key in each. Fixed windows
+// make the headers exact: X-Ratelimit-Remaining is what is left in the
+// window, X-Ratelimit-Reset is when it ends and the whole limit is back, and
+// a 429's Retry-After is the seconds until then (docs/design.md §2.6).
 type limiter struct {
-	rl     *httprate.RateLimiter
+	n      int
+	per    time.Duration
 	detail string
+	now    func() time.Time
+
+	mu     sync.Mutex
+	start  time.Time      // the current window's start
+	counts map[string]int // requests counted in the current window, by key
 }
+
+// limiterMaxKeys bounds the keys counted in one window: beyond it a new key
+// is refused until the window ends (memory stays bounded under a flood of
+// made-up tokens or addresses).
+const limiterMaxKeys = 200_000
 
 func newLimiter(r Rate, detail string) *limiter {
 	if r.N <= 0 || r.Per <= 0 {
 		return nil
 	}
-	return &limiter{rl: httprate.NewRateLimiter(r.N, r.Per), detail: detail}
+	return &limiter{n: r.N, per: r.Per, detail: detail, now: time.Now, start: time.Now(), counts: map[string]int{}}
 }
 
-// allow counts one request for key; when over the limit it answers 429 (with
-// Retry-After set by httprate to the window) and returns false.
-func (s *server) allow(l *limiter, w http.ResponseWriter, r *http.Request, key string) bool {
-	if l == nil || !l.rl.OnLimit(w, r, key) {
-		return true
+// quota is one request's standing against a limit.
+type quota struct {
+	allowed   bool
+	limit     int
+	remaining int
+	at        time.Time // when it was counted
+	window    time.Time // the start of the window the request was counted in
+	reset     time.Time // when that window ends
+}
+
+// take counts one request for key, unless the key is over the limit.
+func (l *limiter) take(key string) quota {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if since := now.Sub(l.start); since >= l.per {
+		l.start = l.start.Add(since - since%l.per)
+		clear(l.counts)
 	}
-	retry := w.Header().Get("Retry-After")
-	if n, err := strconv.Atoi(retry); err != nil || n < 1 {
-		w.Header().Set("Retry-After", "1") // a sub-second window still asks for a pause
+	q := quota{limit: l.n, at: now, window: l.start, reset: l.start.Add(l.per)}
+	c, known := l.counts[key]
+	if c >= l.n || (!known && len(l.counts) >= limiterMaxKeys) {
+		return q
+	}
+	l.counts[key] = c + 1
+	q.allowed, q.remaining = true, l.n-c-1
+	return q
+}
+
+// giveBack uncounts a request that q counted, if its window is still the
+// current one: the request failed through claimsvc's fault (5xx).
+func (l *limiter) giveBack(key string, q quota) {
+	if !q.allowed {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.start.Equal(q.window) && l.counts[key] > 0 {
+		l.counts[key]--
+	}
+}
+
+// setHeaders describes q in the X-Ratelimit-* headers (names as Go sends
+// them, canonical): X-Ratelimit-Reset is the window's end as Unix time,
+// rounded up. A refusal also gets Retry-After, the seconds from its Date to
+// that end: Reset = Date + Retry-After exactly, and never too early.
+func (q quota) setHeaders(h http.Header) {
+	reset := q.reset.Unix()
+	if q.reset.After(time.Unix(reset, 0)) {
+		reset++
+	}
+	h.Set("X-Ratelimit-Limit", strconv.Itoa(q.limit))
+	h.Set("X-Ratelimit-Remaining", strconv.Itoa(q.remaining))
+	h.Set("X-Ratelimit-Reset", strconv.FormatInt(reset, 10))
+	if !q.allowed {
+		setRetryAfter(h, q.at, reset)
+	}
+}
+
+// setRetryAfter sets Retry-After to the seconds from now to the Unix time
+// reset (at least 1), and Date to now, so that reset = Date + Retry-After.
+func setRetryAfter(h http.Header, now time.Time, reset int64) {
+	h.Set("Date", now.UTC().Format(http.TimeFormat))
+	h.Set("Retry-After", strconv.FormatInt(max(1, reset-now.Unix()), 10))
+}
+
+// allow counts one request for key and describes the limit in the answer's
+// headers; when over the limit it answers 429 and returns false.
+func (s *server) allow(l *limiter, w http.ResponseWriter, r *http.Request, key string) (quota, bool) {
+	q := l.take(key)
+	q.setHeaders(w.Header())
+	if q.allowed {
+		return q, true
 	}
 	writeError(w, r, s.log, claim.Errorf(codeRateLimited, "%s; retry after %s seconds", l.detail, w.Header().Get("Retry-After")))
-	return false
+	return q, false
 }
 
-// limitByIP limits requests per client IP. Requests whose IP is unknown
-// (unparsable X-Forwarded-For behind a trusted proxy) share one bucket.
+// limitByIP limits requests per client IP: every request on an API route
+// counts, whatever its answer. Requests whose IP is unknown (unparsable
+// X-Forwarded-For behind a trusted proxy) share one bucket.
 func (s *server) limitByIP(next http.Handler) http.Handler {
 	if s.ipLimit == nil {
 		return next
@@ -77,15 +158,17 @@ func (s *server) limitByIP(next http.Handler) http.Handler {
 		if ip == "" {
 			ip = "unknown"
 		}
-		if s.allow(s.ipLimit, w, r, "ip:"+httprate.CanonicalizeIP(ip)) {
+		if _, ok := s.allow(s.ipLimit, w, r, "ip:"+httprate.CanonicalizeIP(ip)); ok {
 			next.ServeHTTP(w, r)
 		}
 	})
 }
 
-// limitByToken limits requests per device. The key is the token's SHA-256,
-// so the limiter never holds a token; requests without a valid token are
-// left to validation (and to the per-IP limit).
+// limitByToken limits requests per device, reads and claims alike. The key is
+// the token's SHA-256, so the limiter never holds a token; requests without a
+// valid token are left to validation (and to the per-IP limit). A request
+// answered 5xx is given back: nothing was stored, and a device retrying
+// through a database outage must not find itself over its limit afterwards.
 func (s *server) limitByToken(from tokenFrom, next http.HandlerFunc) http.HandlerFunc {
 	if s.tokenLimit == nil {
 		return next
@@ -96,8 +179,18 @@ func (s *server) limitByToken(from tokenFrom, next http.HandlerFunc) http.Handle
 			next(w, r)
 			return
 		}
-		if s.allow(s.tokenLimit, w, r, "token:"+hex.EncodeToString(claim.Token(tok).Hash())) {
-			next(w, r)
+		key := tokenKey(claim.Token(tok))
+		q, ok := s.allow(s.tokenLimit, w, r, key)
+		if !ok {
+			return
+		}
+		rec := &recorder{ResponseWriter: w}
+		next(rec, r)
+		if rec.status >= http.StatusInternalServerError {
+			s.tokenLimit.giveBack(key, q)
 		}
 	}
 }
+
+// tokenKey is the per-device limit's key for tok.
+func tokenKey(tok claim.Token) string { return "token:" + hex.EncodeToString(tok.Hash()) }

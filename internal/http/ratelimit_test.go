@@ -1,6 +1,8 @@
 package http_test
 
 import (
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,10 +14,24 @@ func limits(l claimhttp.Limits) option {
 	return func(d *claimhttp.Deps) { d.Limits = l }
 }
 
-func wantLimited(t *testing.T, r response, retryAfter string) {
+// wantLimited checks a 429: its Retry-After is 1..maxSecs seconds and agrees
+// with X-Ratelimit-Reset: Reset = the answer's Date + Retry-After.
+func wantLimited(t *testing.T, r response, maxSecs int64) {
 	t.Helper()
-	if r.status != 429 || r.body["type"] != "urn:claimsvc:problem:rate-limited" || r.header.Get("Retry-After") != retryAfter {
-		t.Fatalf("want 429 with Retry-After %s, got %d %v %s", retryAfter, r.status, r.header, r.raw)
+	if r.status != 429 || r.body["type"] != "urn:claimsvc:problem:rate-limited" {
+		t.Fatalf("want 429, got %d %v %s", r.status, r.header, r.raw)
+	}
+	retry, err1 := strconv.ParseInt(r.header.Get("Retry-After"), 10, 64)
+	reset, err2 := strconv.ParseInt(r.header.Get("X-Ratelimit-Reset"), 10, 64)
+	date, err3 := http.ParseTime(r.header.Get("Date"))
+	if err1 != nil || err2 != nil || err3 != nil || retry < 1 || retry > maxSecs {
+		t.Fatalf("want Retry-After 1..%d and X-Ratelimit-Reset, got %v", maxSecs, r.header)
+	}
+	if reset-date.Unix() != retry {
+		t.Fatalf("Retry-After %d disagrees with X-Ratelimit-Reset %d (Date %d)", retry, reset, date.Unix())
+	}
+	if !strings.Contains(r.body["detail"].(string), "retry after "+strconv.FormatInt(retry, 10)+" seconds") {
+		t.Fatalf("the detail names another wait than Retry-After %d: %s", retry, r.raw)
 	}
 }
 
@@ -32,8 +48,8 @@ func TestRateLimitPerToken(t *testing.T) {
 			t.Fatalf("request %d under the limit: %d %s", i, r.status, r.raw)
 		}
 	}
-	wantLimited(t, e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "LIMITED_TOKEN_01"}, `{"secretKey":"b"}`), "60")
-	wantLimited(t, e.do("GET", "/devices/claims", map[string]string{"X-Device-Token": "LIMITED_TOKEN_01"}, ""), "60")
+	wantLimited(t, e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "LIMITED_TOKEN_01"}, `{"secretKey":"b"}`), 61)
+	wantLimited(t, e.do("GET", "/devices/claims", map[string]string{"X-Device-Token": "LIMITED_TOKEN_01"}, ""), 61)
 	// Another device is not affected, nor are invalid tokens counted for it.
 	if r := e.do("POST", "/devices/OTHER_TOKEN_002/claim", nil, ``); r.status != 202 {
 		t.Fatalf("other device: %d %s", r.status, r.raw)
@@ -58,8 +74,8 @@ func TestRateLimitPerIP(t *testing.T) {
 			t.Fatalf("request %d under the limit: %d", i, r.status)
 		}
 	}
-	wantLimited(t, e.do("POST", "/devices/IP_LIMIT_TOKEN1/claim", map[string]string{"X-Forwarded-For": "10.9.9.9"}, ``), "1")
-	wantLimited(t, e.do("GET", "/claims", nil, ""), "1")
+	wantLimited(t, e.do("POST", "/devices/IP_LIMIT_TOKEN1/claim", map[string]string{"X-Forwarded-For": "10.9.9.9"}, ``), 2)
+	wantLimited(t, e.do("GET", "/claims", nil, ""), 2)
 	if r := e.do("GET", "/livez", nil, ""); r.status != 200 {
 		t.Fatalf("probes are never limited: %d", r.status)
 	}
@@ -80,11 +96,66 @@ func TestRateLimitBehindTrustedProxy(t *testing.T) {
 			t.Fatalf("under the limit: %d", r.status)
 		}
 	}
-	wantLimited(t, get("203.0.113.7"), "60")
+	wantLimited(t, get("203.0.113.7"), 61)
 	// The proxy's own address is skipped: each client behind it has its own bucket.
 	if r := get("198.51.100.1"); r.status != 404 {
 		t.Fatalf("another client behind the proxy: %d", r.status)
 	}
 	// IPv4-mapped IPv6 is the same client.
-	wantLimited(t, get("::ffff:203.0.113.7"), "60")
+	wantLimited(t, get("::ffff:203.0.113.7"), 61)
+}
+
+// TestRateLimitHeadersOnEveryAnswer: the answers a limit counted carry its
+// X-Ratelimit-* headers, 2xx included; on the device routes they describe
+// the per-device limit, elsewhere the per-IP one.
+func TestRateLimitHeadersOnEveryAnswer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, limits(claimhttp.Limits{PerIP: claimhttp.Rate{N: 100, Per: time.Minute}, PerToken: claimhttp.Rate{N: 5, Per: time.Minute}}))
+	created := e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "HEADER_TOKEN_001"}, `{"secretKey":"a"}`)
+	read := e.do("GET", "/devices/claims", map[string]string{"X-Device-Token": "HEADER_TOKEN_001"}, "")
+	byID := e.do("GET", created.header.Get("Location"), nil, "")
+	for _, c := range []struct {
+		name             string
+		r                response
+		status           int
+		limit, remaining string
+	}{
+		{"created", created, 202, "5", "4"},
+		{"read by the device", read, 200, "5", "3"},
+		{"read by id", byID, 200, "100", "97"},
+	} {
+		h := c.r.header
+		reset, err := strconv.ParseInt(h.Get("X-Ratelimit-Reset"), 10, 64)
+		if c.r.status != c.status || h.Get("X-Ratelimit-Limit") != c.limit || h.Get("X-Ratelimit-Remaining") != c.remaining ||
+			err != nil || reset < time.Now().Unix() || reset > time.Now().Add(61*time.Second).Unix() || h.Get("Retry-After") != "" {
+			t.Errorf("%s: %d %v", c.name, c.r.status, h)
+		}
+	}
+	if r := e.do("GET", "/livez", nil, ""); r.header.Get("X-Ratelimit-Limit") != "" {
+		t.Errorf("probes are not limited, yet say so: %v", r.header)
+	}
+}
+
+// TestFailedRequestsDoNotCountAgainstTheDevice: an answer 5xx (nothing was
+// stored) is given back to the device's limit, on the single route and for
+// every item of a batch; requests answered otherwise count.
+func TestFailedRequestsDoNotCountAgainstTheDevice(t *testing.T) {
+	t.Parallel()
+	dead := deadStore(t)
+	e := newEnvWithStore(t, dead, limits(claimhttp.Limits{PerToken: claimhttp.Rate{N: 2, Per: time.Hour}}))
+	for i := range 4 {
+		if r := e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "OUTAGE_TOKEN_001"}, ``); r.status != 503 {
+			t.Fatalf("request %d during the outage: %d %s", i, r.status, r.raw)
+		}
+		if r := e.do("POST", "/claims:batch", nil, `[{"token":"OUTAGE_TOKEN_002"}]`); r.status != 503 {
+			t.Fatalf("batch %d during the outage: %d %s", i, r.status, r.raw)
+		}
+	}
+	// A 4xx counts: two malformed requests spend the limit.
+	for range 2 {
+		if r := e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "OUTAGE_TOKEN_001"}, `{"secretKey":1}`); r.status != 422 {
+			t.Fatalf("malformed: %d", r.status)
+		}
+	}
+	wantLimited(t, e.do("POST", "/devices/claim", map[string]string{"X-Device-Token": "OUTAGE_TOKEN_001"}, ``), 3601)
 }

@@ -23,6 +23,22 @@ var demoUnassigned = [][2]string{
 	{"Thermostat T2", "T2_TEST_TOKEN"},
 }
 
+// DemoDevice is a demo device: its name and its access token (public demo
+// data, like ThingsBoard's own).
+type DemoDevice struct {
+	Name, Token string
+}
+
+// DemoClaimable lists the demo devices that no customer owns, which a
+// customer can claim: what `serve --demo` tells its user to try.
+func DemoClaimable() []DemoDevice {
+	out := make([]DemoDevice, len(demoUnassigned))
+	for i, d := range demoUnassigned {
+		out[i] = DemoDevice{Name: d[0], Token: d[1]}
+	}
+	return out
+}
+
 // Demo credentials. Like all of ThingsBoard's demo data they are public, documented defaults, not
 // secrets (docs/thingsboard.md §5). The tenant administrator exists in every installation; with
 // Config.Demo it also has an API key (DemoAPIKey).
