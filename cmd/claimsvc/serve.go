@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 	})
 	senders := dispatch.Senders{claim.DeliveryMQTT: pub}
-	tb, err := thingsBoard(cfg.TB, log, m, senders)
+	tb, err := thingsBoard(cfg.TB, cfg.Workers, log, m, senders)
 	if err != nil {
 		return err
 	}
