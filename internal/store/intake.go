@@ -117,8 +117,9 @@ func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duratio
 var errCommitUnknown = errors.New("outcome of COMMIT unknown")
 
 // createTx runs one intake transaction in two round trips: BEGIN, the locks
-// and the reads the rules need pipelined in the first; the inserts, NOTIFY
-// and COMMIT in the second. Between them, claim.DecideIntake decides. A
+// and the reads the rules need pipelined in the first; the inserts and COMMIT
+// in the second (the NOTIFY follows on its own: groupcommit.go). Between
+// them, claim.DecideIntake decides. A
 // statement that fails makes PostgreSQL skip the rest of its pipeline (COMMIT
 // included), and the transaction is rolled back.
 func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration) (err error) {
@@ -275,9 +276,6 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 				JOIN claims c ON c.id = s.old WHERE c.lease_until > now() GROUP BY s.new) l
 			WHERE claims.id = l.new`, sup.old, sup.new)
 	}
-	if ins.n() > 0 {
-		b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
-	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError
@@ -288,6 +286,9 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	}
 	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
 		return fmt.Errorf("inserted %d claims of %d", len(created), ins.n())
+	}
+	if ins.n() > 0 {
+		s.group.committed() // wake the dispatchers (see groupcommit.go)
 	}
 	if len(sup.old) > 0 {
 		s.superseded(len(sup.old))
