@@ -41,17 +41,13 @@ func lockDevice(ctx context.Context, tx pgx.Tx, tokenHash []byte) error {
 
 // deviceClaims reads, for each device hash in $1, its newest pending and its
 // newest delivered claim: what the hold rule weighs (claim.Blocking). $2 is a
-// claim to leave out (a retried claim), or NULL.
-const deviceClaims = `SELECT t.h, c.* FROM unnest($1::bytea[]) AS t(h)
-	CROSS JOIN LATERAL (
-		(SELECT fingerprint, ` + claimColumns + ` FROM claims
-		 WHERE token_hash = t.h AND status = 'pending' AND id IS DISTINCT FROM $2
-		 ORDER BY created_at DESC, id DESC LIMIT 1)
-		UNION ALL
-		(SELECT fingerprint, ` + claimColumns + ` FROM claims
-		 WHERE token_hash = t.h AND status = 'delivered' AND id IS DISTINCT FROM $2
-		 ORDER BY created_at DESC, id DESC LIMIT 1)) c
-	ORDER BY t.h, c.created_at DESC, c.id DESC`
+// claim to leave out (a retried claim), or NULL. One scan of
+// claims_by_device_status (migration 0008), newest first per device.
+const deviceClaims = `SELECT * FROM (
+		SELECT DISTINCT ON (token_hash, status) token_hash, fingerprint, ` + claimColumns + ` FROM claims
+		WHERE token_hash = ANY($1::bytea[]) AND status IN ('pending', 'delivered') AND id IS DISTINCT FROM $2
+		ORDER BY token_hash, status, created_at DESC, id DESC) d
+	ORDER BY token_hash, created_at DESC, id DESC`
 
 // scanDeviceClaims collects deviceClaims' rows into priors per device (newest
 // first) and the claims themselves by id.
