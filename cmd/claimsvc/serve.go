@@ -78,7 +78,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err := cfg.ForServe(); err != nil {
 		return err
 	}
-	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers)
+	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers, "gogc", tuneGC())
 
 	sealer, err := seal.New(cfg.DataKeys)
 	if err != nil {
