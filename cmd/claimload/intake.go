@@ -95,23 +95,30 @@ const baselineSQL = `INSERT INTO bench_baseline (id, token_hash, token_hint, tok
 // capped at baselineMaxConns), one claim per transaction: with autocommit,
 // the single-statement INSERT (one round trip, one durable commit: the floor
 // a user compares with); without, BEGIN; INSERT; COMMIT (three round trips).
-func (b *bench) intakeBaseline(ctx context.Context, clients int, prefix string, autocommit bool) (measured, error) {
+// The CPU cost is measured while the pool's connections still exist: the
+// backends' CPU is read from their processes.
+func (b *bench) intakeBaseline(ctx context.Context, clients int, prefix string, autocommit bool) (measured, cpuCost, error) {
 	cfg, err := pgxpool.ParseConfig(b.dbURL)
 	if err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	cfg.MaxConns = int32(min(clients, baselineMaxConns))
 	cfg.MinConns = cfg.MaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	defer pool.Close()
 	if err := warm(ctx, pool); err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	secret := claim.Secret("bench-secret")
 	dur := int64(60000)
+	m, cost := cpuMeter(b, 0, func() measured { return b.baselineLoop(ctx, pool, clients, prefix, autocommit, secret, dur) })
+	return m, cost, nil
+}
+
+func (b *bench) baselineLoop(ctx context.Context, pool *pgxpool.Pool, clients int, prefix string, autocommit bool, secret claim.Secret, dur int64) measured {
 	return load(ctx, clients, b.plan.intakeFor, b.plan.intakeMax, func(ctx context.Context, seq int64) int {
 		tok := token(prefix, seq)
 		r := claim.Request{Token: claim.Token(tok), SecretKey: &secret, DurationMs: &dur}
@@ -136,7 +143,7 @@ func (b *bench) intakeBaseline(ctx context.Context, clients int, prefix string, 
 			return 0
 		}
 		return 1
-	}), nil
+	})
 }
 
 // warm opens the pool's connections before the clock starts.

@@ -362,7 +362,7 @@ func (b *bench) runIntake(ctx context.Context) error {
 			if err := b.reset(ctx); err != nil {
 				return err
 			}
-			base, err := b.intakeBaseline(ctx, c, fmt.Sprintf("P%s%02x", b.runID[:4], c%256), true)
+			base, baseCPU, err := b.intakeBaseline(ctx, c, fmt.Sprintf("P%s%02x", b.runID[:4], c%256), true)
 			if err != nil {
 				return err
 			}
@@ -371,7 +371,7 @@ func (b *bench) runIntake(ctx context.Context) error {
 			}
 			var base3 measured // BEGIN; INSERT; COMMIT: the second baseline, at 32 clients
 			if c == 32 {
-				if base3, err = b.intakeBaseline(ctx, c, fmt.Sprintf("Q%s%02x", b.runID[:4], c%256), false); err != nil {
+				if base3, _, err = b.intakeBaseline(ctx, c, fmt.Sprintf("Q%s%02x", b.runID[:4], c%256), false); err != nil {
 					return err
 				}
 				if err := b.reset(ctx); err != nil {
@@ -382,11 +382,14 @@ func (b *bench) runIntake(ctx context.Context) error {
 			if c == 32 {
 				wait = b.profile(svc, "intake32", b.plan.intakeFor)
 			}
-			ours := b.intakeClaimsvc(ctx, svc, c, fmt.Sprintf("H%s%02x", b.runID[:4], c%256))
+			ours, oursCPU := cpuMeter(b, svc.pid(), func() measured {
+				return b.intakeClaimsvc(ctx, svc, c, fmt.Sprintf("H%s%02x", b.runID[:4], c%256))
+			})
 			wait()
 			single[c] = ours
 			b.progress("intake %3d clients: claimsvc %6.0f/s p50 %.2f p99 %.2f ms (%d errors); pgx INSERT %6.0f/s p50 %.2f p99 %.2f ms (%d errors)",
 				c, ours.rate(), ours.pct(.5), ours.pct(.99), ours.errs, base.rate(), base.pct(.5), base.pct(.99), base.errs)
+			b.progress("intake %3d clients: claimsvc %s; pgx INSERT %s", c, oursCPU.describe(ours.n), baseCPU.describe(base.n))
 			var target float64
 			note := ""
 			if c == 32 {
@@ -405,6 +408,7 @@ func (b *bench) runIntake(ctx context.Context) error {
 			}
 			b.add(p99)
 			if c == 32 {
+				b.addCPU(fmt.Sprintf("intake, %d clients", c), oursCPU, ours.n, baseCPU, base.n)
 				b.progress("intake  32 clients: pgx BEGIN; INSERT; COMMIT %6.0f/s p99 %.2f ms", base3.rate(), base3.pct(.99))
 				b.add(row{figure: "intake, 32 clients, against BEGIN; INSERT; COMMIT", unit: "claims/s", ours: ours.rate(), base: base3.rate(),
 					higherBetter: true, note: errNote("three round trips per claim", ours, base3)})
@@ -483,21 +487,25 @@ func (b *bench) runE2E(ctx context.Context) error {
 	defer w.close()
 	c, n := b.plan.e2eClients, b.plan.e2eClaims
 
-	paho := b.e2ePaho(ctx, c, n, "R"+b.runID+"-")
-	b.progress("e2e raw paho, %d at a time: %d claims in %s = %.0f/s (%d errors)", c, paho.n, paho.elapsed.Round(time.Millisecond), paho.rate(), paho.errs)
+	paho, pahoCPU := cpuMeter(b, 0, func() measured { return b.e2ePaho(ctx, c, n, "R"+b.runID+"-") })
+	b.progress("e2e raw paho, %d at a time: %d claims in %s = %.0f/s (%d errors); %s", c, paho.n, paho.elapsed.Round(time.Millisecond),
+		paho.rate(), paho.errs, pahoCPU.describe(paho.n))
 
 	svc, err := b.startService(ctx, "e2e", "tcp://"+b.opts.mqttAddr)
 	if err != nil {
 		return err
 	}
 	wait := b.profile(svc, "e2e", b.plan.intakeFor)
+	before := b.readCPU(svc.pid())
 	ours, err := b.e2eClaimsvc(ctx, svc, &w.tally, c, n, "E"+b.runID+"-")
+	oursCPU := b.readCPU(svc.pid()).since(before)
 	wait()
 	svc.stop()
 	if err != nil {
 		return err
 	}
-	b.progress("e2e claimsvc, %d clients, %d workers: %d claims in %s = %.0f/s", c, 32, ours.n, ours.elapsed.Round(time.Millisecond), ours.rate())
+	b.progress("e2e claimsvc, %d clients, %d workers: %d claims in %s = %.0f/s; %s", c, 32, ours.n, ours.elapsed.Round(time.Millisecond),
+		ours.rate(), oursCPU.describe(ours.n))
 	b.e2eMax = ours.rate()
 
 	mosq, err := b.e2eMosquittoPub(ctx, b.plan.mosqClaims, "M"+b.runID+"-")
@@ -510,23 +518,26 @@ func (b *bench) runE2E(ctx context.Context) error {
 		note: errNote(fmt.Sprintf("%d claims; baseline: raw paho loop, %d at a time", n, c), ours, paho)})
 	b.add(row{figure: fmt.Sprintf("end to end, %d clients", c), unit: "claims/s", ours: ours.rate(), base: mosq.rate(), higherBetter: true, target: 5,
 		note: errNote(fmt.Sprintf("baseline: mosquitto_pub per claim, 8 at a time, %d claims", b.plan.mosqClaims), measured{}, mosq)})
+	b.addCPU(fmt.Sprintf("end to end, %d clients (baseline: raw paho loop)", c), oursCPU, ours.n, pahoCPU, paho.n)
 
-	viaHTTP, err := b.e2eHTTP(ctx, c, n, "H"+b.runID+"-")
+	viaHTTP, httpCPU, err := b.e2eHTTP(ctx, c, n, "H"+b.runID+"-")
 	if err != nil {
 		return err
 	}
-	b.progress("e2e claimsvc, delivery http, %d clients: %d claims in %s = %.0f/s", c, viaHTTP.n, viaHTTP.elapsed.Round(time.Millisecond), viaHTTP.rate())
+	b.progress("e2e claimsvc, delivery http, %d clients: %d claims in %s = %.0f/s; %s (the emulator is in the load generator)",
+		c, viaHTTP.n, viaHTTP.elapsed.Round(time.Millisecond), viaHTTP.rate(), httpCPU.describe(viaHTTP.n))
 	b.add(row{figure: fmt.Sprintf("end to end, delivery http, %d clients", c), unit: "claims/s", ours: viaHTTP.rate(), base: paho.rate(),
 		higherBetter: true, target: 2, note: errNote(fmt.Sprintf("%d claims to the emulator's HTTP device API; baseline: the raw paho loop above", n), viaHTTP, measured{})})
+	b.addCPU(fmt.Sprintf("end to end, delivery http, %d clients (the emulator counts as load generator; baseline: raw paho loop)", c), httpCPU, viaHTTP.n, pahoCPU, paho.n)
 	return nil
 }
 
 // e2eHTTP measures the http delivery end to end: claimsvc posting each claim
 // to ThingsBoard's HTTP device API, here the emulator's (in this process, on
 // 127.0.0.1), which knows every device of the run.
-func (b *bench) e2eHTTP(ctx context.Context, clients, n int, prefix string) (measured, error) {
+func (b *bench) e2eHTTP(ctx context.Context, clients, n int, prefix string) (measured, cpuCost, error) {
 	if err := b.reset(ctx); err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	var t tally
 	cfg := tbemu.DefaultConfig()
@@ -534,20 +545,22 @@ func (b *bench) e2eHTTP(ctx context.Context, clients, n int, prefix string) (mea
 	cfg.OnClaim = func(ev tbemu.ClaimEvent) { t.see(ev.SecretKey) }
 	emu, err := tbemu.Start(ctx, cfg)
 	if err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	defer emu.Close()
 	for i := 1; i <= n; i++ {
 		if _, err := emu.AddDevice(fmt.Sprintf("%sdevice-%d", prefix, i), token(prefix, int64(i))); err != nil {
-			return measured{}, err
+			return measured{}, cpuCost{}, err
 		}
 	}
 	svc, err := b.startService(ctx, "e2e-http", "tcp://"+b.opts.mqttAddr, "--delivery=http", "--tb-url="+emu.HTTPURL())
 	if err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	defer svc.stop()
-	return b.e2eClaimsvc(ctx, svc, &t, clients, n, prefix)
+	before := b.readCPU(svc.pid())
+	m, err := b.e2eClaimsvc(ctx, svc, &t, clients, n, prefix)
+	return m, b.readCPU(svc.pid()).since(before), err
 }
 
 // runBacklog measures claimsvc draining a backlog of pending claims.
@@ -604,6 +617,9 @@ func (b *bench) notes() string {
 		"  process), against the raw paho loop.",
 		"- sustained (full mode): new claims at half the end-to-end maximum, sent on schedule (open loop, 64 clients) for 60 s while the",
 		"  dispatcher delivers; the backlog gauge is sampled every second.",
+		"- CPU per claim: user+system time from /proc over the run, per claim: claimsvc's process, every PostgreSQL process (other",
+		"  databases' too), Mosquitto, and this process (the load generator; the pgx baseline's client; the emulator for http); and how busy",
+		"  the whole machine was. A figure is bounded by CPU when the machine is near 100% busy, by waiting when it is not.",
 		"- backlog: claims stored before claimsvc starts; RSS is VmHWM of the process, goroutines the go_goroutines metric sampled every 250 ms.",
 		"- the load generator, claimsvc, PostgreSQL and Mosquitto share this machine's cores; rate limits are off for the run.",
 	}, "\n")
