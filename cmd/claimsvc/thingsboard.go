@@ -30,8 +30,8 @@ func thingsBoard(cfg config.ThingsBoard, workers int, log *slog.Logger, m *metri
 	c, err := tbrest.New(tbrest.Config{
 		BaseURL: cfg.URL, APIKey: cfg.APIKey, Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile,
 		MaxConcurrent: max(8, workers+4),
-		Logger:    log.With("component", "thingsboard"),
-		OnRequest: func(op, outcome string) { m.TBRequests.WithLabelValues(op, outcome).Inc() },
+		Logger:        log.With("component", "thingsboard"),
+		OnRequest:     func(op, outcome string) { m.TBRequests.WithLabelValues(op, outcome).Inc() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ThingsBoard (CLAIMSVC_TB_*): %w", err)
