@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,17 +19,56 @@ import (
 // claimTopic is where ThingsBoard devices (and claimsvc) publish claims.
 const claimTopic = "v1/devices/me/claim"
 
-// watcher subscribes to the claim topic on the broker and counts the
-// distinct claims of one run as they arrive. Each run marks its claims with
-// its own secretKey prefix, so other traffic on a shared broker is ignored.
-type watcher struct {
-	client paho.Client
+// tally counts the distinct claims of one run as they arrive where they were
+// delivered. Each run marks its claims with its own secretKey prefix, so
+// other traffic is ignored.
+type tally struct {
 	mu     sync.Mutex
 	prefix string
 	seen   map[int64]bool
 	want   int
 	last   time.Time
 	done   chan struct{}
+}
+
+// expect starts counting the claims whose secretKey is prefix + number.
+func (w *tally) expect(prefix string, n int) <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.prefix, w.want, w.seen, w.done = prefix, n, make(map[int64]bool, n), make(chan struct{})
+	return w.done
+}
+
+// see counts a claim with this secret, when it is one of the run's.
+func (w *tally) see(secret string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rest, ok := strings.CutPrefix(secret, w.prefix)
+	if !ok || w.prefix == "" {
+		return
+	}
+	i, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || w.seen[i] {
+		return
+	}
+	w.seen[i] = true
+	w.last = time.Now()
+	if len(w.seen) == w.want {
+		close(w.done)
+	}
+}
+
+func (w *tally) count() (int, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen), w.last
+}
+
+// watcher subscribes to the claim topic on the broker and tallies the
+// claims published there.
+type watcher struct {
+	tally
+	client paho.Client
 }
 
 func newWatcher(broker string) (*watcher, error) {
@@ -49,42 +88,13 @@ func newWatcher(broker string) (*watcher, error) {
 	return w, nil
 }
 
-// expect starts counting the claims whose secretKey is prefix + number.
-func (w *watcher) expect(prefix string, n int) <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.prefix, w.want, w.seen, w.done = prefix, n, make(map[int64]bool, n), make(chan struct{})
-	return w.done
-}
-
 func (w *watcher) onMessage(_ paho.Client, m paho.Message) {
 	var p struct {
 		SecretKey string `json:"secretKey"`
 	}
-	if json.Unmarshal(m.Payload(), &p) != nil {
-		return
+	if json.Unmarshal(m.Payload(), &p) == nil {
+		w.see(p.SecretKey)
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	rest, ok := bytes.CutPrefix([]byte(p.SecretKey), []byte(w.prefix))
-	if !ok || w.prefix == "" {
-		return
-	}
-	i, err := strconv.ParseInt(string(rest), 10, 64)
-	if err != nil || w.seen[i] {
-		return
-	}
-	w.seen[i] = true
-	w.last = time.Now()
-	if len(w.seen) == w.want {
-		close(w.done)
-	}
-}
-
-func (w *watcher) count() (int, time.Time) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.seen), w.last
 }
 
 func (w *watcher) close() { w.client.Disconnect(100) }
@@ -92,7 +102,7 @@ func (w *watcher) close() { w.client.Disconnect(100) }
 // e2eClaimsvc posts n claims from clients HTTP clients and measures from the
 // first request until the broker has seen every one of them (each is
 // published by claimsvc at QoS 1, so the broker's PUBACK precedes it).
-func (b *bench) e2eClaimsvc(ctx context.Context, svc *service, w *watcher, clients, n int, prefix string) (measured, error) {
+func (b *bench) e2eClaimsvc(ctx context.Context, svc *service, w *tally, clients, n int, prefix string) (measured, error) {
 	done := w.expect(prefix, n)
 	var next atomic.Int64
 	var errs atomic.Int64
@@ -123,8 +133,8 @@ func (b *bench) e2eClaimsvc(ctx context.Context, svc *service, w *watcher, clien
 	}
 	got, last := w.count()
 	r := measured{n: got, errs: int(errs.Load()) + n - got, elapsed: last.Sub(t0)}
-	if got < n {
-		return r, fmt.Errorf("end to end: %d of %d claims reached the broker within %s (intake took %s, %d intake errors)",
+	if got < n { // a figure, not a broken benchmark: the row shows it
+		b.progress("end to end: only %d of %d claims were delivered within %s (intake took %s, %d intake errors)",
 			got, n, b.plan.e2eTimeout, intake.Round(time.Millisecond), errs.Load())
 	}
 	return r, nil

@@ -91,43 +91,59 @@ func (b *bench) intakeClaimsvc(ctx context.Context, svc *service, clients int, p
 const baselineSQL = `INSERT INTO bench_baseline (id, token_hash, token_hint, token, secret, has_secret, duration_ms,
 	fingerprint, next_attempt_at) VALUES ($1, $2, $3, $4, $5, true, $6, $7, now())`
 
-// intakeBaseline: a plain pgx loop, BEGIN; INSERT; COMMIT per claim, at the
-// same concurrency (connections capped at baselineMaxConns).
-func (b *bench) intakeBaseline(ctx context.Context, clients int, prefix string) (measured, error) {
+// intakeBaseline: a plain pgx loop at the same concurrency (connections
+// capped at baselineMaxConns), one claim per transaction: with autocommit,
+// the single-statement INSERT (one round trip, one durable commit: the floor
+// a user compares with); without, BEGIN; INSERT; COMMIT (three round trips).
+// The CPU cost is measured while the pool's connections still exist: the
+// backends' CPU is read from their processes.
+func (b *bench) intakeBaseline(ctx context.Context, clients int, prefix string, autocommit bool) (measured, cpuCost, error) {
 	cfg, err := pgxpool.ParseConfig(b.dbURL)
 	if err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	cfg.MaxConns = int32(min(clients, baselineMaxConns))
 	cfg.MinConns = cfg.MaxConns
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	defer pool.Close()
 	if err := warm(ctx, pool); err != nil {
-		return measured{}, err
+		return measured{}, cpuCost{}, err
 	}
 	secret := claim.Secret("bench-secret")
 	dur := int64(60000)
+	m, cost := cpuMeter(b, 0, func() measured { return b.baselineLoop(ctx, pool, clients, prefix, autocommit, secret, dur) })
+	return m, cost, nil
+}
+
+func (b *bench) baselineLoop(ctx context.Context, pool *pgxpool.Pool, clients int, prefix string, autocommit bool, secret claim.Secret, dur int64) measured {
 	return load(ctx, clients, b.plan.intakeFor, b.plan.intakeMax, func(ctx context.Context, seq int64) int {
 		tok := token(prefix, seq)
 		r := claim.Request{Token: claim.Token(tok), SecretKey: &secret, DurationMs: &dur}
 		id, _ := uuid.NewV7()
+		args := []any{id, r.Token.Hash(), claim.Hint(tok), b.sealer.Seal([]byte(tok), id[:], "token"),
+			b.sealer.Seal([]byte(secret), id[:], "secret"), dur, r.Fingerprint()}
+		if autocommit {
+			if _, err := pool.Exec(ctx, baselineSQL, args...); err != nil {
+				return 0
+			}
+			return 1
+		}
 		tx, err := pool.Begin(ctx)
 		if err != nil {
 			return 0
 		}
 		defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // after Commit: a no-op
-		if _, err := tx.Exec(ctx, baselineSQL, id, r.Token.Hash(), claim.Hint(tok), b.sealer.Seal([]byte(tok), id[:], "token"),
-			b.sealer.Seal([]byte(secret), id[:], "secret"), dur, r.Fingerprint()); err != nil {
+		if _, err := tx.Exec(ctx, baselineSQL, args...); err != nil {
 			return 0
 		}
 		if tx.Commit(ctx) != nil {
 			return 0
 		}
 		return 1
-	}), nil
+	})
 }
 
 // warm opens the pool's connections before the clock starts.

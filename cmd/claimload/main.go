@@ -40,6 +40,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/claimsvc/claimsvc/internal/seal"
+	"github.com/claimsvc/claimsvc/internal/tbemu"
 )
 
 // baselineMaxConns caps the pgx baseline's connections: PostgreSQL's default
@@ -102,6 +103,7 @@ type bench struct {
 	serviceFlags []string
 	rows         []row
 	runID        string
+	e2eMax       float64 // the end-to-end rate measured, for the sustained run
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,7 +116,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		"a PostgreSQL maintenance database on 127.0.0.1; a fresh database is created beside it and dropped afterwards")
 	fs.StringVar(&o.mqttAddr, "mqtt-addr", "127.0.0.1:1883", "the local MQTT broker (Mosquitto)")
 	fs.BoolVar(&o.keepDB, "keep-db", false, "keep the benchmark database afterwards")
-	fs.StringVar(&o.only, "only", "", "run only these parts, comma-separated: intake, batch, e2e, backlog")
+	fs.StringVar(&o.only, "only", "", "run only these parts, comma-separated: intake, batch, e2e, sustained (with e2e; full mode runs it anyway), backlog")
 	fs.StringVar(&o.profileDir, "profile", "", "write CPU profiles of claimsvc (intake at 32 clients, end to end, backlog) into this directory")
 	fs.StringVar(&o.svcFlags, "claimsvc-flags", "", "extra flags for every claimsvc started, space-separated (experiments; the report says so)")
 	if err := fs.Parse(args); err != nil {
@@ -205,12 +207,19 @@ func (b *bench) main(ctx context.Context) error {
 	steps := []struct {
 		name string
 		f    func(context.Context) error
-	}{{"intake", b.runIntake}, {"e2e", b.runE2E}, {"backlog", b.runBacklog}}
+	}{{"intake", b.runIntake}, {"e2e", b.runE2E}, {"sustained", func(ctx context.Context) error {
+		explicit := b.opts.only != "" && b.part("sustained")
+		if !b.opts.full && !explicit || b.e2eMax == 0 {
+			return nil // full mode (or asked for), after the end-to-end run
+		}
+		return b.runSustained(ctx, b.e2eMax)
+	}}, {"backlog", b.runBacklog}}
 	for _, s := range steps {
 		if ctx.Err() != nil {
 			break
 		}
-		if s.name == "intake" && !b.part("intake") && !b.part("batch") || s.name != "intake" && !b.part(s.name) {
+		if s.name == "intake" && !b.part("intake") && !b.part("batch") ||
+			s.name != "intake" && s.name != "sustained" && !b.part(s.name) {
 			continue
 		}
 		if err := s.f(ctx); err != nil {
@@ -353,22 +362,34 @@ func (b *bench) runIntake(ctx context.Context) error {
 			if err := b.reset(ctx); err != nil {
 				return err
 			}
-			base, err := b.intakeBaseline(ctx, c, fmt.Sprintf("P%s%02x", b.runID[:4], c%256))
+			base, baseCPU, err := b.intakeBaseline(ctx, c, fmt.Sprintf("P%s%02x", b.runID[:4], c%256), true)
 			if err != nil {
 				return err
 			}
 			if err := b.reset(ctx); err != nil {
 				return err
 			}
+			var base3 measured // BEGIN; INSERT; COMMIT: the second baseline, at 32 clients
+			if c == 32 {
+				if base3, _, err = b.intakeBaseline(ctx, c, fmt.Sprintf("Q%s%02x", b.runID[:4], c%256), false); err != nil {
+					return err
+				}
+				if err := b.reset(ctx); err != nil {
+					return err
+				}
+			}
 			wait := func() {}
 			if c == 32 {
 				wait = b.profile(svc, "intake32", b.plan.intakeFor)
 			}
-			ours := b.intakeClaimsvc(ctx, svc, c, fmt.Sprintf("H%s%02x", b.runID[:4], c%256))
+			ours, oursCPU := cpuMeter(b, svc.pid(), func() measured {
+				return b.intakeClaimsvc(ctx, svc, c, fmt.Sprintf("H%s%02x", b.runID[:4], c%256))
+			})
 			wait()
 			single[c] = ours
-			b.progress("intake %3d clients: claimsvc %6.0f/s p50 %.2f p99 %.2f ms (%d errors); pgx %6.0f/s p50 %.2f p99 %.2f ms (%d errors)",
+			b.progress("intake %3d clients: claimsvc %6.0f/s p50 %.2f p99 %.2f ms (%d errors); pgx INSERT %6.0f/s p50 %.2f p99 %.2f ms (%d errors)",
 				c, ours.rate(), ours.pct(.5), ours.pct(.99), ours.errs, base.rate(), base.pct(.5), base.pct(.99), base.errs)
+			b.progress("intake %3d clients: claimsvc %s; pgx INSERT %s", c, oursCPU.describe(ours.n), baseCPU.describe(base.n))
 			var target float64
 			note := ""
 			if c == 32 {
@@ -386,6 +407,21 @@ func (b *bench) runIntake(ctx context.Context) error {
 				p99.absolute, p99.absOK = "≤ 10 ms", &ok
 			}
 			b.add(p99)
+			if c == 32 {
+				b.addCPU(fmt.Sprintf("intake, %d clients", c), oursCPU, ours.n, baseCPU, base.n)
+				b.progress("intake  32 clients: pgx BEGIN; INSERT; COMMIT %6.0f/s p99 %.2f ms", base3.rate(), base3.pct(.99))
+				b.add(row{figure: "intake, 32 clients, against BEGIN; INSERT; COMMIT", unit: "claims/s", ours: ours.rate(), base: base3.rate(),
+					higherBetter: true, note: errNote("three round trips per claim", ours, base3)})
+				if w, err := b.intakeWrk(ctx, svc, c, fmt.Sprintf("W%s", b.runID[:6])); err != nil {
+					b.progress("wrk: %v", err)
+				} else if w != nil {
+					b.progress("intake  32 clients, wrk: %6.0f/s p99 %.2f ms", w.rate, w.p99)
+					ok := w.p99 <= 10
+					b.add(row{figure: "intake, 32 connections, wrk as the client", unit: "claims/s", ours: w.rate, base: base.rate(),
+						higherBetter: true, target: 1.0, note: fmt.Sprintf("p99 %.2f ms; baseline: the same single INSERT", w.p99)})
+					b.add(row{figure: "intake, 32 connections, wrk as the client", unit: "p99 ms", ours: w.p99, absolute: "≤ 10 ms", absOK: &ok})
+				}
+			}
 		}
 	}
 	if b.part("batch") {
@@ -451,21 +487,26 @@ func (b *bench) runE2E(ctx context.Context) error {
 	defer w.close()
 	c, n := b.plan.e2eClients, b.plan.e2eClaims
 
-	paho := b.e2ePaho(ctx, c, n, "R"+b.runID+"-")
-	b.progress("e2e raw paho, %d at a time: %d claims in %s = %.0f/s (%d errors)", c, paho.n, paho.elapsed.Round(time.Millisecond), paho.rate(), paho.errs)
+	paho, pahoCPU := cpuMeter(b, 0, func() measured { return b.e2ePaho(ctx, c, n, "R"+b.runID+"-") })
+	b.progress("e2e raw paho, %d at a time: %d claims in %s = %.0f/s (%d errors); %s", c, paho.n, paho.elapsed.Round(time.Millisecond),
+		paho.rate(), paho.errs, pahoCPU.describe(paho.n))
 
 	svc, err := b.startService(ctx, "e2e", "tcp://"+b.opts.mqttAddr)
 	if err != nil {
 		return err
 	}
 	wait := b.profile(svc, "e2e", b.plan.intakeFor)
-	ours, err := b.e2eClaimsvc(ctx, svc, w, c, n, "E"+b.runID+"-")
+	before := b.readCPU(svc.pid())
+	ours, err := b.e2eClaimsvc(ctx, svc, &w.tally, c, n, "E"+b.runID+"-")
+	oursCPU := b.readCPU(svc.pid()).since(before)
 	wait()
 	svc.stop()
 	if err != nil {
 		return err
 	}
-	b.progress("e2e claimsvc, %d clients, %d workers: %d claims in %s = %.0f/s", c, 32, ours.n, ours.elapsed.Round(time.Millisecond), ours.rate())
+	b.progress("e2e claimsvc, %d clients, %d workers: %d claims in %s = %.0f/s; %s", c, 32, ours.n, ours.elapsed.Round(time.Millisecond),
+		ours.rate(), oursCPU.describe(ours.n))
+	b.e2eMax = ours.rate()
 
 	mosq, err := b.e2eMosquittoPub(ctx, b.plan.mosqClaims, "M"+b.runID+"-")
 	if err != nil {
@@ -474,10 +515,52 @@ func (b *bench) runE2E(ctx context.Context) error {
 	b.progress("e2e mosquitto_pub, 8 at a time: %d claims in %s = %.0f/s (%d errors)", mosq.n, mosq.elapsed.Round(time.Millisecond), mosq.rate(), mosq.errs)
 
 	b.add(row{figure: fmt.Sprintf("end to end, %d clients", c), unit: "claims/s", ours: ours.rate(), base: paho.rate(), higherBetter: true, target: 0.5,
-		note: errNote(fmt.Sprintf("%d claims; baseline: raw paho loop, %d at a time", n, c), measured{}, paho)})
+		note: errNote(fmt.Sprintf("%d claims; baseline: raw paho loop, %d at a time", n, c), ours, paho)})
 	b.add(row{figure: fmt.Sprintf("end to end, %d clients", c), unit: "claims/s", ours: ours.rate(), base: mosq.rate(), higherBetter: true, target: 5,
 		note: errNote(fmt.Sprintf("baseline: mosquitto_pub per claim, 8 at a time, %d claims", b.plan.mosqClaims), measured{}, mosq)})
+	b.addCPU(fmt.Sprintf("end to end, %d clients (baseline: raw paho loop)", c), oursCPU, ours.n, pahoCPU, paho.n)
+
+	viaHTTP, httpCPU, err := b.e2eHTTP(ctx, c, n, "H"+b.runID+"-")
+	if err != nil {
+		return err
+	}
+	b.progress("e2e claimsvc, delivery http, %d clients: %d claims in %s = %.0f/s; %s (the emulator is in the load generator)",
+		c, viaHTTP.n, viaHTTP.elapsed.Round(time.Millisecond), viaHTTP.rate(), httpCPU.describe(viaHTTP.n))
+	b.add(row{figure: fmt.Sprintf("end to end, delivery http, %d clients", c), unit: "claims/s", ours: viaHTTP.rate(), base: paho.rate(),
+		higherBetter: true, target: 2, note: errNote(fmt.Sprintf("%d claims to the emulator's HTTP device API; baseline: the raw paho loop above", n), viaHTTP, measured{})})
+	b.addCPU(fmt.Sprintf("end to end, delivery http, %d clients (the emulator counts as load generator; baseline: raw paho loop)", c), httpCPU, viaHTTP.n, pahoCPU, paho.n)
 	return nil
+}
+
+// e2eHTTP measures the http delivery end to end: claimsvc posting each claim
+// to ThingsBoard's HTTP device API, here the emulator's (in this process, on
+// 127.0.0.1), which knows every device of the run.
+func (b *bench) e2eHTTP(ctx context.Context, clients, n int, prefix string) (measured, cpuCost, error) {
+	if err := b.reset(ctx); err != nil {
+		return measured{}, cpuCost{}, err
+	}
+	var t tally
+	cfg := tbemu.DefaultConfig()
+	cfg.MQTTAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
+	cfg.OnClaim = func(ev tbemu.ClaimEvent) { t.see(ev.SecretKey) }
+	emu, err := tbemu.Start(ctx, cfg)
+	if err != nil {
+		return measured{}, cpuCost{}, err
+	}
+	defer emu.Close()
+	for i := 1; i <= n; i++ {
+		if _, err := emu.AddDevice(fmt.Sprintf("%sdevice-%d", prefix, i), token(prefix, int64(i))); err != nil {
+			return measured{}, cpuCost{}, err
+		}
+	}
+	svc, err := b.startService(ctx, "e2e-http", "tcp://"+b.opts.mqttAddr, "--delivery=http", "--tb-url="+emu.HTTPURL())
+	if err != nil {
+		return measured{}, cpuCost{}, err
+	}
+	defer svc.stop()
+	before := b.readCPU(svc.pid())
+	m, err := b.e2eClaimsvc(ctx, svc, &t, clients, n, prefix)
+	return m, b.readCPU(svc.pid()).since(before), err
 }
 
 // runBacklog measures claimsvc draining a backlog of pending claims.
@@ -522,12 +605,21 @@ func (b *bench) notes() string {
 	return strings.Join([]string{
 		"Notes:",
 		"- intake: claimsvc answers POST /devices/{token}/claim (new device each) → 202 after commit; its dispatcher is idle (the broker URL is a",
-		"  local port that never answers). Baseline: plain pgx loop BEGIN; INSERT (the same row, into a copy of the claims table with the same",
-		"  indexes); COMMIT, one connection per client (at most 64). Tables are emptied before every run.",
+		"  local port that never answers). Baseline: a plain pgx loop of single-statement INSERTs in autocommit (one round trip, one durable",
+		"  commit each: the same row, into a copy of the claims table with the same indexes), one connection per client (at most 64); at 32",
+		"  clients also BEGIN; INSERT; COMMIT (three round trips), and claimsvc driven by wrk (when installed) instead of this program's client.",
+		"  Tables are emptied before every run.",
 		"- batch: POST /claims:batch with 1,000 new devices per request, against single-request intake at the same client count.",
 		"- end to end: first request until the broker has delivered every claim to a subscriber (claimsvc publishes QoS 1: PUBACK came first);",
 		"  claimsvc runs its default 32 workers. Baselines: connect/publish QoS 1/PUBACK/disconnect per claim with paho at the same",
 		"  concurrency, and one mosquitto_pub process per claim, eight at a time.",
+		"- end to end, delivery http: the same with claimsvc posting each claim to the emulator's HTTP device API (the emulator runs in this",
+		"  process), against the raw paho loop.",
+		"- sustained (full mode): new claims at half the end-to-end maximum, sent on schedule (open loop, 64 clients) for 60 s while the",
+		"  dispatcher delivers; the backlog gauge is sampled every second.",
+		"- CPU per claim: user+system time from /proc over the run, per claim: claimsvc's process, every PostgreSQL process (other",
+		"  databases' too), Mosquitto, and this process (the load generator; the pgx baseline's client; the emulator for http); and how busy",
+		"  the whole machine was. A figure is bounded by CPU when the machine is near 100% busy, by waiting when it is not.",
 		"- backlog: claims stored before claimsvc starts; RSS is VmHWM of the process, goroutines the go_goroutines metric sampled every 250 ms.",
 		"- the load generator, claimsvc, PostgreSQL and Mosquitto share this machine's cores; rate limits are off for the run.",
 	}, "\n")

@@ -98,6 +98,9 @@ func (b *bench) startService(ctx context.Context, name, mqttURL string, extra ..
 	}
 }
 
+// pid is claimsvc's process id.
+func (s *service) pid() int { return s.cmd.Process.Pid }
+
 // stop asks claimsvc to shut down (SIGTERM) and kills it if it lingers.
 func (s *service) stop() {
 	if s == nil {

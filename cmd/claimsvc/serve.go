@@ -79,7 +79,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if err := cfg.ForServe(); err != nil {
 		return err
 	}
-	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers)
+	log.Info("starting claimsvc", "version", buildVersion(), "http_addr", cfg.HTTPAddr, "workers", cfg.Workers, "gogc", tuneGC())
 
 	sealer, err := seal.New(cfg.DataKeys)
 	if err != nil {
@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		}
 	})
 	senders := dispatch.Senders{claim.DeliveryMQTT: pub}
-	tb, err := thingsBoard(cfg.TB, log, m, senders)
+	tb, err := thingsBoard(cfg.TB, cfg.Workers, log, m, senders)
 	if err != nil {
 		return err
 	}

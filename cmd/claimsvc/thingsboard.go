@@ -20,14 +20,18 @@ import (
 // thingsBoard opens the client for ThingsBoard's REST and HTTP device APIs
 // when CLAIMSVC_TB_URL is set (nil otherwise), and adds the deliveries it
 // makes possible to senders.
-func thingsBoard(cfg config.ThingsBoard, log *slog.Logger, m *metrics.Metrics, senders dispatch.Senders) (*tbrest.Client, error) {
+//
+// Its requests in flight are bounded by workers (each worker sends one claim
+// at a time), and at least 8 (the tracker's and revocations' besides).
+func thingsBoard(cfg config.ThingsBoard, workers int, log *slog.Logger, m *metrics.Metrics, senders dispatch.Senders) (*tbrest.Client, error) {
 	if cfg.URL == "" {
 		return nil, nil
 	}
 	c, err := tbrest.New(tbrest.Config{
 		BaseURL: cfg.URL, APIKey: cfg.APIKey, Username: cfg.Username, Password: cfg.Password, CAFile: cfg.CAFile,
-		Logger:    log.With("component", "thingsboard"),
-		OnRequest: func(op, outcome string) { m.TBRequests.WithLabelValues(op, outcome).Inc() },
+		MaxConcurrent: max(8, workers+4),
+		Logger:        log.With("component", "thingsboard"),
+		OnRequest:     func(op, outcome string) { m.TBRequests.WithLabelValues(op, outcome).Inc() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ThingsBoard (CLAIMSVC_TB_*): %w", err)

@@ -65,6 +65,8 @@ type Config struct {
 	ProbeInterval time.Duration // while the broker is unreachable, probe it this often [1s]
 	MaxPendingAge time.Duration // give up (failed) after this long pending [168h]
 	MaxRefusals   int           // give up after this many refusals in a row while other claims get through [5]
+	StallBackoff  time.Duration // the longest delay after a timeout while other claims get through [10s]
+	StallAttempts int           // … for this many attempts of a claim [5]
 	ShutdownGrace time.Duration // in-flight attempts may finish within this at shutdown [10s]
 	// Health receives what attempts show of ThingsBoard's MQTT transport and
 	// REST API [a board of its own].
@@ -103,6 +105,10 @@ func (c *Config) defaults() {
 	}
 	if c.TrialClaims <= 0 {
 		c.TrialClaims = 4
+	}
+	set(&c.StallBackoff, 10*time.Second)
+	if c.StallAttempts <= 0 {
+		c.StallAttempts = 5
 	}
 	if c.MaxRefusals <= 0 {
 		c.MaxRefusals = 5
@@ -408,7 +414,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 			out, landed = claim.OutcomeOf(job, claim.OutcomeFailed, refused, 0), final
 			log.Error("claim failed: ThingsBoard keeps refusing it while it takes other claims", "err", refused)
 		default:
-			next := min(Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax), d.cfg.MaxPendingAge-age)
+			next := min(d.backoff(job, err), d.cfg.MaxPendingAge-age)
 			if b := d.breakerFor[job.Delivery]; b != nil && claim.KindOf(err) == claim.FailUnreachable {
 				// Held, not retried on its own backoff: sent again when the
 				// breaker closes. Said once, in this attempt's event.
@@ -447,6 +453,32 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	d.metrics.AttemptDuration.WithLabelValues(string(out.Kind)).Observe(time.Since(start).Seconds())
 	d.metrics.Deliveries.WithLabelValues(string(out.Kind)).Inc()
 	rep.add(report{out: out, leaseEnd: lj.leaseEnd, landed: landed})
+}
+
+// backoff is the delay before job's next attempt: exponential with full
+// jitter (Backoff). A timeout while ThingsBoard delivers other claims of the
+// same delivery says more about this machine (a stall: CPU, a paused VM, a
+// full disk) than about the claim, so for the first StallAttempts attempts
+// its delay is capped at StallBackoff: a stall of a few seconds does not
+// push claims into minutes of backoff.
+func (d *Dispatcher) backoff(job claim.Job, err error) time.Duration {
+	next := Backoff(job.Attempt, d.cfg.BackoffMin, d.cfg.BackoffMax)
+	if job.Attempt > d.cfg.StallAttempts || !timedOut(err) {
+		return next
+	}
+	d.mu.Lock()
+	last := d.lastDelivered[job.Delivery]
+	d.mu.Unlock()
+	if time.Since(last) > d.cfg.StallBackoff*2 {
+		return next // nothing else gets through either: back off as usual
+	}
+	return min(next, d.cfg.StallBackoff)
+}
+
+// timedOut reports a failure that is a wait running out (no PUBACK in time,
+// no HTTP answer in time) rather than an answer.
+func timedOut(err error) bool {
+	return claim.ReasonOf(err) == "puback_timeout" || errors.Is(err, context.DeadlineExceeded)
 }
 
 // refusedForGood returns why job should fail now rather than be retried:

@@ -2,6 +2,7 @@ package dispatch_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,5 +116,53 @@ func TestRefusalsAloneAreRetried(t *testing.T) {
 			t.Fatalf("only %d attempts", got.Attempts)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stallSender times out claims of one token the first times they are sent,
+// and delivers everything else: a stall of this machine, not of the broker.
+type stallSender struct {
+	token claim.Token
+	fails int
+	seen  chan int // attempts of the stalled claim
+}
+
+func (s *stallSender) Send(_ context.Context, j claim.Job) (claim.Receipt, error) {
+	if j.Token == s.token {
+		s.seen <- j.Attempt
+		if j.Attempt <= s.fails {
+			return claim.Receipt{}, claim.FailureFor(claim.FailTransient, "puback_timeout", errors.New("waiting for PUBACK: timed out after 10s"))
+		}
+	}
+	return claim.Receipt{}, nil
+}
+
+// A claim that times out while other claims are delivered is retried soon,
+// however many times it timed out (up to StallAttempts): a stall of the
+// machine does not push it into a long backoff.
+func TestTimeoutsWhileOthersDeliverAreRetriedSoon(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	cfg := fastConfig()
+	cfg.BackoffMax, cfg.StallBackoff, cfg.StallAttempts = time.Hour, 100*time.Millisecond, 10
+	snd := &stallSender{token: "STALLED_TOKEN_01", fails: 8, seen: make(chan int, 100)}
+	start(t, s, snd, cfg)
+	feedCtx, stopFeed := context.WithCancel(context.Background())
+	fed := make(chan struct{})
+	defer func() { stopFeed(); <-fed }()
+	go func() { // other claims keep being delivered
+		defer close(fed)
+		for i := 0; feedCtx.Err() == nil; i++ {
+			sk, dur := claim.Secret("k"), int64(1000)
+			_, _ = s.Create(feedCtx, claim.Request{Token: claim.Token(fmt.Sprintf("OTHER_TOKEN_%06d", i)), SecretKey: &sk, DurationMs: &dur}, 24*time.Hour)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	t0 := time.Now()
+	c := create(t, s, "STALLED_TOKEN_01", "k", 1000)
+	got := waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
+	t.Logf("delivered after %d attempts in %s (without the cap, 8 timeouts back off up to %s)", got.Attempts, time.Since(t0).Round(time.Millisecond), 50*time.Millisecond*255)
+	if got.Attempts != 9 {
+		t.Fatalf("%d attempts, want 9", got.Attempts)
 	}
 }

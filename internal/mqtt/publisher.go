@@ -196,8 +196,8 @@ func (p *Publisher) Publish(ctx context.Context, clientID string, token claim.To
 	case <-timer.C:
 		return claim.FailureFor(claim.FailTransient, "puback_timeout", fmt.Errorf("waiting for PUBACK: timed out after %s", p.ackTimeout))
 	}
-	if err := pt.Error(); err != nil {
-		return claim.FailureFor(claim.FailRefused, "closed_before_puback", fmt.Errorf("publish: %w", err))
+	if err := pt.Error(); err != nil { // paho may fail the token before it reports the lost connection
+		return closedBeforePuback(err)
 	}
 	return nil
 }

@@ -41,17 +41,13 @@ func lockDevice(ctx context.Context, tx pgx.Tx, tokenHash []byte) error {
 
 // deviceClaims reads, for each device hash in $1, its newest pending and its
 // newest delivered claim: what the hold rule weighs (claim.Blocking). $2 is a
-// claim to leave out (a retried claim), or NULL.
-const deviceClaims = `SELECT t.h, c.* FROM unnest($1::bytea[]) AS t(h)
-	CROSS JOIN LATERAL (
-		(SELECT fingerprint, ` + claimColumns + ` FROM claims
-		 WHERE token_hash = t.h AND status = 'pending' AND id IS DISTINCT FROM $2
-		 ORDER BY created_at DESC, id DESC LIMIT 1)
-		UNION ALL
-		(SELECT fingerprint, ` + claimColumns + ` FROM claims
-		 WHERE token_hash = t.h AND status = 'delivered' AND id IS DISTINCT FROM $2
-		 ORDER BY created_at DESC, id DESC LIMIT 1)) c
-	ORDER BY t.h, c.created_at DESC, c.id DESC`
+// claim to leave out (a retried claim), or NULL. One scan of
+// claims_by_device_status (migration 0008), newest first per device.
+const deviceClaims = `SELECT * FROM (
+		SELECT DISTINCT ON (token_hash, status) token_hash, fingerprint, ` + claimColumns + ` FROM claims
+		WHERE token_hash = ANY($1::bytea[]) AND status IN ('pending', 'delivered') AND id IS DISTINCT FROM $2
+		ORDER BY token_hash, status, created_at DESC, id DESC) d
+	ORDER BY token_hash, created_at DESC, id DESC`
 
 // scanDeviceClaims collects deviceClaims' rows into priors per device (newest
 // first) and the claims themselves by id.
@@ -117,8 +113,9 @@ func (s *Store) createMany(ctx context.Context, items []*item, hold time.Duratio
 var errCommitUnknown = errors.New("outcome of COMMIT unknown")
 
 // createTx runs one intake transaction in two round trips: BEGIN, the locks
-// and the reads the rules need pipelined in the first; the inserts, NOTIFY
-// and COMMIT in the second. Between them, claim.DecideIntake decides. A
+// and the reads the rules need pipelined in the first; the inserts and COMMIT
+// in the second (the NOTIFY follows on its own: groupcommit.go). Between
+// them, claim.DecideIntake decides. A
 // statement that fails makes PostgreSQL skip the rest of its pipeline (COMMIT
 // included), and the transaction is rolled back.
 func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration) (err error) {
@@ -275,9 +272,6 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 				JOIN claims c ON c.id = s.old WHERE c.lease_until > now() GROUP BY s.new) l
 			WHERE claims.id = l.new`, sup.old, sup.new)
 	}
-	if ins.n() > 0 {
-		b.Queue(`SELECT pg_notify($1, '')`, NotifyChannel)
-	}
 	b.Queue("COMMIT")
 	if err := conn.SendBatch(ctx, b).Close(); err != nil {
 		var pgErr *pgconn.PgError
@@ -288,6 +282,9 @@ func (s *Store) createTx(ctx context.Context, items []*item, hold time.Duration)
 	}
 	if len(created) != ins.n() { // cannot happen: the INSERT either inserts every row or fails
 		return fmt.Errorf("inserted %d claims of %d", len(created), ins.n())
+	}
+	if ins.n() > 0 {
+		s.group.committed() // wake the dispatchers (see groupcommit.go)
 	}
 	if len(sup.old) > 0 {
 		s.superseded(len(sup.old))
