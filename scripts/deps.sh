@@ -6,7 +6,8 @@
 # starts a private server from them when none is running), promtool (Debian's
 # prometheus package) for the alert rules, iproute2 (ip netns) and curl for the
 # bare-machine test, Chromium for the console's browser tests and poppler-utils
-# (pdftoppm) to read back the QR codes of printed labels. Quick when
+# (pdftoppm) to read back the QR codes of printed labels, and wrk, the second
+# load generator of `make bench` (docs/performance.md). Quick when
 # everything is already there.
 #
 # Installing never starts a service: a policy-rc.d denies it for the duration,
@@ -14,7 +15,7 @@
 set -euo pipefail
 PKGS=(gcc make pkg-config gcc-arm-none-eabi libnewlib-arm-none-eabi
       libcurl4-openssl-dev libmosquitto-dev mosquitto mosquitto-clients
-      postgresql postgresql-client prometheus iproute2 curl chromium poppler-utils)
+      postgresql postgresql-client prometheus iproute2 curl chromium poppler-utils wrk)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
