@@ -80,7 +80,13 @@ func newWatcher(broker string) (*watcher, error) {
 	if t := w.client.Connect(); !t.WaitTimeout(6*time.Second) || t.Error() != nil {
 		return nil, fmt.Errorf("connect to %s: %w", broker, t.Error())
 	}
-	t := w.client.Subscribe(claimTopic, 1, w.onMessage)
+	// QoS 0 to the watcher: at QoS 1 Mosquitto holds at most 20 messages in
+	// flight and 1,000 queued per subscriber and drops the rest ("Outgoing
+	// messages are being dropped"), so a watcher that fell behind on a busy
+	// machine lost claims that had been delivered (1,024 of a 10,000-claim
+	// backlog once). At QoS 0 the broker writes each message to the loopback
+	// connection as it comes. claimsvc's own publishes stay QoS 1.
+	t := w.client.Subscribe(claimTopic, 0, w.onMessage)
 	if !t.WaitTimeout(5*time.Second) || t.Error() != nil {
 		w.client.Disconnect(100)
 		return nil, fmt.Errorf("subscribe: %w", t.Error())
