@@ -90,7 +90,7 @@ type plan struct {
 	backlog        int
 	backlogTimeout time.Duration
 	stallClaims    int           // claims of the stall run
-	stall          time.Duration // how long claimsvc is stopped
+	stall          time.Duration // how long claimsvc is stopped (full mode: longer than the 10 s PUBACK timeout)
 }
 
 var plans = map[bool]plan{
@@ -99,7 +99,7 @@ var plans = map[bool]plan{
 		backlog: 10_000, backlogTimeout: 60 * time.Second, stallClaims: 2_000, stall: 2 * time.Second},
 	true: {name: "full", levels: []int{1, 8, 32, 128}, intakeFor: 10 * time.Second, intakeMax: 1_000_000, batchSize: 1000,
 		e2eClients: 32, e2eClaims: 30_000, mosqClaims: 2_000, e2eTimeout: 120 * time.Second,
-		backlog: 100_000, backlogTimeout: 300 * time.Second, stallClaims: 10_000, stall: 5 * time.Second},
+		backlog: 100_000, backlogTimeout: 300 * time.Second, stallClaims: 10_000, stall: 12 * time.Second},
 }
 
 type bench struct {

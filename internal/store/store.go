@@ -52,6 +52,16 @@ func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer, 
 		cfg.MaxConns = maxConns
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	// Plan every statement for its own arguments, on both pools. pgx
+	// prepares statements, and after five runs PostgreSQL may keep a generic
+	// plan made while the table was small, until the next ANALYZE. Twice that
+	// plan walked the whole table while it grew: the dispatcher's batched
+	// outcome report (a sequential scan, 11 ms at 20,000 rows alone, 150 ms a
+	// statement under load), and intake's device lookup, whose generic plan
+	// made on an empty table scanned claims_by_status (5.6 ms at 30,000
+	// claims instead of 0.03; docs/performance.md §3). Planning costs well
+	// under a millisecond per statement, and intake's are shared by a group.
+	cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database: %w", redactErr(err))
@@ -65,13 +75,6 @@ func Open(ctx context.Context, url string, maxConns int32, sealer *seal.Sealer, 
 	// still means the claim is on disk.
 	ocfg := cfg.Copy()
 	ocfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
-	// Plan every outbox statement for its own arguments. pgx prepares
-	// statements, and after five runs PostgreSQL may keep a generic plan made
-	// while the table was small: for the batched outcome report that was a
-	// sequential scan of all claims, kept while the table grew (11 ms at
-	// 20,000 rows alone, 150 ms a statement under load). Planning costs well
-	// under a millisecond per statement, and the statements here are batched.
-	ocfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	ocfg.MaxConns = max(4, cfg.MaxConns/2)
 	outbox, err := pgxpool.NewWithConfig(ctx, ocfg)
 	if err != nil {
