@@ -75,11 +75,15 @@ func tool(t *testing.T, stdin []byte, name string, args ...string) ([]byte, erro
 		if _, err := exec.LookPath("go"); err != nil {
 			need(t, "go is not on PATH")
 		}
+		// Only stdout is the path: on a fresh module cache go also reports
+		// its downloads, on stderr.
 		cmd := exec.Command("go", "tool", "-modfile=tools/go.mod", "-n", name)
 		cmd.Dir = ".."
-		out, err := cmd.CombinedOutput()
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
 		if err != nil {
-			need(t, "cannot build %s from tools/go.mod (make tools builds it once): %v\n%s", name, err, out)
+			need(t, "cannot build %s from tools/go.mod (make tools builds it once): %v\n%s", name, err, stderr.String())
 		}
 		path = strings.TrimSpace(string(out))
 		toolPaths.Store(name, path)
