@@ -67,15 +67,17 @@ func (b *bench) runStall(ctx context.Context) error {
 }
 
 // failedAttempts summarises the attempt events that did not deliver, by
-// outcome and the first words of their detail, from the run's database.
+// outcome and the first words of their detail (timestamps masked, so one
+// cause is one group), from the run's database.
 func (b *bench) failedAttempts(ctx context.Context) (string, error) {
 	conn, err := pgx.Connect(ctx, b.dbURL)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rows, err := conn.Query(ctx, `SELECT outcome, left(coalesce(detail, ''), 60) AS why, count(*)
-		FROM claim_events WHERE kind = 'attempt' AND outcome <> 'delivered'
+	rows, err := conn.Query(ctx, `SELECT outcome, CASE WHEN length(d) > 72 THEN left(d, 71) || '…' ELSE d END AS why, count(*)
+		FROM (SELECT outcome, regexp_replace(coalesce(detail, ''), '\d{4}-\d\d-\d\dT[0-9:.]+Z', '<time>', 'g') AS d
+			FROM claim_events WHERE kind = 'attempt' AND outcome <> 'delivered') AS failed
 		GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5`)
 	if err != nil {
 		return "", err
