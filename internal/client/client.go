@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/claimsvc/claimsvc/internal/wire"
 )
 
 // Options configure a Client.
@@ -79,29 +81,17 @@ type ClaimRequest struct {
 	DeviceName string  `json:"deviceName,omitempty"`
 }
 
-// Claim is the claim view (docs/design.md §2.4): never a token or a secret.
-type Claim struct {
-	ID            string     `json:"id"`
-	Status        string     `json:"status"`
-	Delivery      string     `json:"delivery"`
-	DeviceName    *string    `json:"deviceName"`
-	TokenHint     string     `json:"tokenHint"`
-	HasSecret     bool       `json:"hasSecret"`
-	DurationMs    *int64     `json:"durationMs"`
-	Attempts      int        `json:"attempts"`
-	LastError     *string    `json:"lastError"`
-	CreatedAt     time.Time  `json:"createdAt"`
-	UpdatedAt     time.Time  `json:"updatedAt"`
-	NextAttemptAt *time.Time `json:"nextAttemptAt"`
-	DeliveredAt   *time.Time `json:"deliveredAt"`
-	ExpiresAt     *time.Time `json:"expiresAt"`
-	ClaimedAt     *time.Time `json:"claimedAt"`
-	CustomerID    *string    `json:"customerId"`
-}
-
-// Final reports whether the claim's status is final (every status but
-// pending).
-func (c Claim) Final() bool { return c.Status != "pending" }
+// The bodies claimsvc answers with are the server's own types (internal/wire):
+// the claim view (docs/design.md §2.4), a problem, a batch's answer, the
+// stats.
+type (
+	Claim       = wire.Claim
+	Problem     = wire.Problem
+	FieldError  = wire.FieldError
+	BatchResult = wire.BatchResult
+	BatchAnswer = wire.BatchAnswer
+	Stats       = wire.Stats
+)
 
 // Event is one entry of a claim's audit trail.
 type Event struct {
@@ -111,43 +101,6 @@ type Event struct {
 	Outcome string    `json:"outcome,omitempty"`
 	Detail  string    `json:"detail,omitempty"`
 	Actor   string    `json:"actor,omitempty"`
-}
-
-// Problem is an RFC 9457 problem claimsvc answered with. It is the error of
-// a call that claimsvc refused.
-type Problem struct {
-	Type            string       `json:"type"`
-	Title           string       `json:"title"`
-	Status          int          `json:"status"`
-	Detail          string       `json:"detail"`
-	RequestID       string       `json:"requestId"`
-	Errors          []FieldError `json:"errors,omitempty"`
-	BlockingClaimID string       `json:"blockingClaimId,omitempty"`
-	OriginalClaimID string       `json:"originalClaimId,omitempty"` // with an Idempotency-Key reused
-}
-
-// FieldError names a field that breaks a rule.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
-
-func (p *Problem) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", p.Status, p.Title)
-	if p.Detail != "" && p.Detail != p.Title {
-		b.WriteString(": " + p.Detail)
-	}
-	for _, f := range p.Errors {
-		fmt.Fprintf(&b, "; %s %s", f.Field, f.Message)
-	}
-	if p.BlockingClaimID != "" {
-		b.WriteString("; blocking claim " + p.BlockingClaimID)
-	}
-	if p.OriginalClaimID != "" {
-		b.WriteString("; the key's claim " + p.OriginalClaimID)
-	}
-	return b.String()
 }
 
 // CreateOptions are the optional parts of a claim request.
@@ -238,23 +191,6 @@ type BatchItem struct {
 	IdempotencyKey string  `json:"idempotencyKey,omitempty"`
 }
 
-// BatchResult is one claim's outcome in a batch.
-type BatchResult struct {
-	Index      int      `json:"index"`
-	HTTPStatus int      `json:"httpStatus"` // 202 created, 200 replayed, or the problem's status
-	Replayed   bool     `json:"replayed"`
-	Claim      *Claim   `json:"claim"`
-	Problem    *Problem `json:"problem"`
-}
-
-// BatchAnswer is claimsvc's answer to a batch: one result per item, in order.
-type BatchAnswer struct {
-	Results  []BatchResult `json:"results"`
-	Created  int           `json:"created"`
-	Replayed int           `json:"replayed"`
-	Failed   int           `json:"failed"`
-}
-
 // MaxBatch is the most claims one batch may hold.
 const MaxBatch = 1000
 
@@ -277,20 +213,6 @@ func (c *Client) Batch(ctx context.Context, items []BatchItem) (BatchAnswer, err
 		return out, fmt.Errorf("claimsvc answered %d results for %d claims", len(out.Results), len(items))
 	}
 	return out, err
-}
-
-// Stats is GET /stats: the claims by status and the backlog.
-type Stats struct {
-	At      time.Time        `json:"at"`
-	Counts  map[string]int64 `json:"counts"`
-	Total   int64            `json:"total"`
-	Backlog struct {
-		Pending                 int64      `json:"pending"`
-		Due                     int64      `json:"due"`
-		WithErrors              int64      `json:"withErrors"`
-		OldestPendingSince      *time.Time `json:"oldestPendingSince"`
-		OldestPendingAgeSeconds float64    `json:"oldestPendingAgeSeconds"`
-	} `json:"backlog"`
 }
 
 // Stats reads the counts by status and the backlog.

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/wire"
 )
 
 // POST /claims:batch takes up to MaxBatchItems claims, as a JSON array or as
@@ -37,26 +38,6 @@ const (
 	MaxBatchBody = 512 << 10
 )
 
-// batchResult is one claim's outcome in a batch answer.
-type batchResult struct {
-	Index int `json:"index"`
-	// HTTPStatus is the HTTP status this claim would have had on the single
-	// route (202, 200 or the problem's); named so that it cannot be taken for
-	// the claim's own status (claim.status).
-	HTTPStatus int        `json:"httpStatus"`
-	Replayed   bool       `json:"replayed,omitempty"`
-	Claim      *claimView `json:"claim,omitempty"`
-	Problem    *Problem   `json:"problem,omitempty"`
-	err        error      // the item's error, for the metrics
-}
-
-type batchAnswer struct {
-	Results  []batchResult `json:"results"`
-	Created  int           `json:"created"`
-	Replayed int           `json:"replayed"`
-	Failed   int           `json:"failed"`
-}
-
 func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	release, ok := s.batchSlot(w, r) // before the body is read: a queued batch holds no body
 	if !ok {
@@ -82,7 +63,8 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ans := batchAnswer{Results: make([]batchResult, len(raws))}
+	ans := wire.BatchAnswer{Results: make([]wire.BatchResult, len(raws))}
+	errs := make([]error, len(raws)) // each failed item's error, for the metrics
 	reqs := make([]claim.Request, 0, len(raws))
 	at := make([]int, 0, len(raws)) // reqs[k] is item at[k]
 	var taken []counted
@@ -93,7 +75,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 			err = s.itemWithinTokenLimit(req.Token, &taken)
 		}
 		if err != nil {
-			ans.Results[i].fail(r, err)
+			errs[i] = fail(r, &ans.Results[i], err)
 			continue
 		}
 		reqs = append(reqs, req)
@@ -112,7 +94,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 		for k, out := range res {
 			br := &ans.Results[at[k]]
 			if out.Err != nil {
-				br.fail(r, out.Err)
+				errs[at[k]] = fail(r, br, out.Err)
 				continue
 			}
 			v := view(out.Claim)
@@ -122,11 +104,11 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	for _, br := range ans.Results {
+	for i, br := range ans.Results {
 		switch {
 		case br.Problem != nil:
 			ans.Failed++
-			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(br.err)).Inc()
+			s.metrics.ClaimsAccepted.WithLabelValues(acceptOutcome(errs[i])).Inc()
 		case br.Replayed:
 			ans.Replayed++
 			s.metrics.ClaimsAccepted.WithLabelValues("replayed").Inc()
@@ -141,11 +123,12 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, "application/json", http.StatusOK, ans)
 }
 
-// fail makes err this item's problem (problemFor: the same as a single
-// request's).
-func (br *batchResult) fail(r *http.Request, err error) {
+// fail makes err the item's problem (problemFor: the same as a single
+// request's), and returns err.
+func fail(r *http.Request, br *wire.BatchResult, err error) error {
 	p := problemFor(r, err)
-	br.HTTPStatus, br.Problem, br.err = p.Status, &p, err
+	br.HTTPStatus, br.Problem = p.Status, &p
+	return err
 }
 
 // counted is a batch item counted against its device's limit, to give back

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/wire"
 )
 
 // Codes for failures that only the HTTP layer knows about.
@@ -41,18 +42,6 @@ var statuses = map[claim.Code]struct {
 	claim.CodeUnavailable: {http.StatusServiceUnavailable, "Service unavailable"},
 }
 
-// Problem is an RFC 9457 problem details body.
-type Problem struct {
-	Type            string             `json:"type"`
-	Title           string             `json:"title"`
-	Status          int                `json:"status"`
-	Detail          string             `json:"detail"`
-	RequestID       string             `json:"requestId"`
-	Errors          []claim.FieldError `json:"errors,omitempty"`
-	BlockingClaimID string             `json:"blockingClaimId,omitempty"`
-	OriginalClaimID string             `json:"originalClaimId,omitempty"`
-}
-
 // problemType is the URI naming a kind of problem.
 func problemType(c claim.Code) string { return "urn:claimsvc:problem:" + string(c) }
 
@@ -68,13 +57,13 @@ func appError(err error) *claim.Error {
 
 // problemFor builds the problem for err: the one place that decides status,
 // title and what a client may see. Internal errors show only the request id.
-func problemFor(r *http.Request, err error) Problem {
+func problemFor(r *http.Request, err error) wire.Problem {
 	e := appError(err)
 	s, ok := statuses[e.Code]
 	if !ok {
 		s = statuses[claim.CodeInternal]
 	}
-	p := Problem{
+	p := wire.Problem{
 		Type: problemType(e.Code), Title: s.title, Status: s.status, Detail: e.Message,
 		RequestID: requestID(r.Context()), Errors: e.Fields,
 	}

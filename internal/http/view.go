@@ -5,31 +5,13 @@ import (
 	"time"
 
 	"github.com/claimsvc/claimsvc/internal/claim"
+	"github.com/claimsvc/claimsvc/internal/wire"
 )
 
-// claimView is the public face of a claim. It never holds the token or the
+// view is the public face of a claim (wire.Claim): never the token or the
 // secret.
-type claimView struct {
-	ID            string     `json:"id"`
-	Status        string     `json:"status"`
-	Delivery      string     `json:"delivery"`
-	DeviceName    *string    `json:"deviceName"`
-	TokenHint     string     `json:"tokenHint"`
-	HasSecret     bool       `json:"hasSecret"`
-	DurationMs    *int64     `json:"durationMs"`
-	Attempts      int        `json:"attempts"`
-	LastError     *string    `json:"lastError"`
-	CreatedAt     time.Time  `json:"createdAt"`
-	UpdatedAt     time.Time  `json:"updatedAt"`
-	NextAttemptAt *time.Time `json:"nextAttemptAt"`
-	DeliveredAt   *time.Time `json:"deliveredAt"`
-	ExpiresAt     *time.Time `json:"expiresAt"`
-	ClaimedAt     *time.Time `json:"claimedAt"`
-	CustomerID    *string    `json:"customerId"`
-}
-
-func view(c claim.Claim) claimView {
-	v := claimView{
+func view(c claim.Claim) wire.Claim {
+	v := wire.Claim{
 		ID: c.ID.String(), Status: string(c.Status), Delivery: string(c.Delivery), DeviceName: nonEmpty(c.DeviceName),
 		TokenHint: c.TokenHint, HasSecret: c.HasSecret, DurationMs: c.DurationMs, Attempts: c.Attempts,
 		LastError: nonEmpty(c.LastError), CreatedAt: c.CreatedAt.UTC(), UpdatedAt: c.UpdatedAt.UTC(),
@@ -39,8 +21,8 @@ func view(c claim.Claim) claimView {
 	return v
 }
 
-func views(cs []claim.Claim) []claimView {
-	out := make([]claimView, len(cs))
+func views(cs []claim.Claim) []wire.Claim {
+	out := make([]wire.Claim, len(cs))
 	for i, c := range cs {
 		out[i] = view(c)
 	}
@@ -58,7 +40,7 @@ func nonEmpty(s string) *string {
 // device reading its own claims, or someone presenting a guessed token) does
 // not see lastError, which names the broker's address and internal errors
 // (docs/security.md §1.2). The firmware reads only the status.
-func viewsFor(r *http.Request, cs ...claim.Claim) []claimView {
+func viewsFor(r *http.Request, cs ...claim.Claim) []wire.Claim {
 	out := views(cs)
 	if !keyHolder(r) {
 		for i := range out {
