@@ -135,6 +135,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := localOnly(o); err != nil {
 		return err
 	}
+	if o.profileDir != "" {
+		if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+			return fmt.Errorf("--profile: %w", err)
+		}
+	}
 	if _, err := os.Stat(o.claimsvc); err != nil {
 		return fmt.Errorf("--claimsvc %s: %w (build it: go build -o bin/claimsvc ./cmd/claimsvc)", o.claimsvc, err)
 	}
