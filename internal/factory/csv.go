@@ -121,8 +121,17 @@ func ReadCSV(r io.Reader, use Use) (*Sheet, error) {
 	}
 	for _, n := range need {
 		if !sh.Has[n] {
-			return nil, fmt.Errorf("the header row has no %s column (it has: %s; known columns: %s)",
-				n, strings.Join(header, ","), strings.Join(columns, ","))
+			// Only the recognised names are quoted: a file without a header
+			// row has a device's token and secret where the names should be.
+			var found []string
+			for _, c := range columns {
+				if sh.Has[c] {
+					found = append(found, c)
+				}
+			}
+			return nil, fmt.Errorf("the first row must be a header naming the columns, and it has no %s column "+
+				"(recognised: %s; %d other cells, not shown; known columns: %s)",
+				n, orNone(found), len(header)-len(found), strings.Join(columns, ","))
 		}
 	}
 	for {
@@ -257,4 +266,12 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (e.g. 7d, 24h, 90m, 604800000)", s)
 	}
 	return days + d, nil
+}
+
+// orNone joins names, or says there are none.
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ",")
 }

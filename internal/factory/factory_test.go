@@ -58,6 +58,27 @@ func TestReadCSVAnyOrderOptionalColumnsAndBadRows(t *testing.T) {
 	}
 }
 
+// TestFileWithoutHeaderShowsNoSecrets: a file whose first row is a device
+// (no header) is refused without quoting that row's token or secret.
+func TestFileWithoutHeaderShowsNoSecrets(t *testing.T) {
+	t.Parallel()
+	in := "A1B2C3D4E5F6G7H8I9J0,Sensor 1,7KQM-X2HD-9RWB-CT4F\nA1B2C3D4E5F6G7H8I9J1,Sensor 2,8KQM-X2HD-9RWB-CT4F\n"
+	for _, use := range []factory.Use{factory.ForImport, factory.ForLabels} {
+		_, err := factory.ReadCSV(strings.NewReader(in), use)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, secret := range []string{"A1B2C3D4E5F6G7H8I9J0", "7KQM-X2HD-9RWB-CT4F"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error quotes %q: %v", secret, err)
+			}
+		}
+		if !strings.Contains(err.Error(), "header") || !strings.Contains(err.Error(), "3 other cells") {
+			t.Errorf("the error does not say what is wrong: %v", err)
+		}
+	}
+}
+
 func TestIdempotencyKeyFollowsTheContent(t *testing.T) {
 	t.Parallel()
 	ms := int64(60000)
