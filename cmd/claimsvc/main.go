@@ -80,13 +80,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return serve(ctx, cfg, stderr)
 	case "migrate":
-		cfg, err := config.Parse(rest, getenv, stdout)
+		cfg, err := config.ParseFor(config.Command{Name: "migrate", About: "Applies the database migrations (migrations/) " +
+			"to CLAIMSVC_DATABASE_URL and exits. serve applies them too unless --migrate=false; run this first when " +
+			"several replicas start together (the Helm chart's Job does). Of the settings below it uses the database's."},
+			rest, getenv, stdout)
 		if err != nil {
 			return err
 		}
 		return migrate(ctx, cfg, stderr)
 	case "rekey":
-		cfg, err := config.Parse(rest, getenv, stdout)
+		cfg, err := config.ParseFor(config.Command{Name: "rekey", About: "Seals every stored token and secret again with " +
+			"the first key of CLAIMSVC_DATA_KEYS (the new key first, the old ones after it), so that the old keys can be " +
+			"retired; safe to run while serve runs, and again after an interruption (docs/security.md §5). Of the " +
+			"settings below it uses the database's and the data keys."}, rest, getenv, stdout)
 		if err != nil {
 			return err
 		}

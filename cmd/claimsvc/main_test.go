@@ -183,6 +183,13 @@ func TestHelpExplainsEveryFlag(t *testing.T) {
 		!strings.Contains(out.String(), "CLAIMSVC_WORKERS") {
 		t.Fatalf("serve --help: %v\n%s", err, out.String())
 	}
+	for _, cmd := range []string{"migrate", "rekey"} { // each names itself, not serve
+		out.Reset()
+		if err := run(t.Context(), []string{cmd, "--help"}, func(string) string { return "" }, &out, &out); !errors.Is(err, flag.ErrHelp) ||
+			!strings.HasPrefix(out.String(), "Usage: claimsvc "+cmd+" ") || strings.Contains(out.String(), "Runs the HTTP API") {
+			t.Errorf("%s --help: %v\n%s", cmd, err, out.String())
+		}
+	}
 	out.Reset()
 	if err := run(t.Context(), []string{"version"}, nil, &out, &out); err != nil || !strings.HasPrefix(out.String(), "claimsvc ") {
 		t.Fatalf("version: %v %s", err, out.String())

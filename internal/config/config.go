@@ -293,12 +293,28 @@ func (r rawValue) Set(s string) error {
 	return nil
 }
 
+// Command names a command that takes the service's settings, for its
+// --help: serve, migrate, rekey.
+type Command struct {
+	Name  string // as typed after claimsvc
+	About string // what it does, a sentence or two
+}
+
+// Serve is the serve command.
+var Serve = Command{Name: "serve", About: "Runs the HTTP API and the delivery dispatcher."}
+
 // Parse reads the serve settings from args and the environment.
 func Parse(args []string, getenv func(string) string, out io.Writer) (Config, error) {
-	fs := flag.NewFlagSet("claimsvc serve", flag.ContinueOnError)
+	return ParseFor(Serve, args, getenv, out)
+}
+
+// ParseFor reads the settings for cmd from args and the environment; its
+// --help names cmd.
+func ParseFor(cmd Command, args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("claimsvc "+cmd.Name, flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprint(out, "Usage: claimsvc serve [flags]\n\nRuns the HTTP API and the delivery dispatcher.\n\nFlags (each also an environment variable; a flag wins):\n")
+		fmt.Fprintf(out, "Usage: claimsvc %s [flags]\n\n%s\n\nFlags (each also an environment variable; a flag wins):\n", cmd.Name, cmd.About)
 		PrintFlags(out)
 	}
 	raw := make([]string, len(settings))
