@@ -160,7 +160,7 @@ var settings = []setting{
 		usage: "serve without a data key: tokens and secrets are sealed with a key published in the source, i.e. not encrypted (logged at every start)",
 		apply: func(c *Config, v string) error { return parseBool(&c.InsecureNoDataKey, v) }},
 	{flag: "api-keys", env: "CLAIMSVC_API_KEYS",
-		usage: "comma-separated SHA-256 hex digests of accepted API keys (printf %s KEY | sha256sum); serve needs them unless --demo or CLAIMSVC_INSECURE_NO_API_KEYS; operator routes, reads by id and the batch need a key",
+		usage: "comma-separated SHA-256 hex digests of accepted API keys (printf %s KEY | sha256sum | cut -d' ' -f1); serve needs them unless --demo or CLAIMSVC_INSECURE_NO_API_KEYS; operator routes, reads by id and the batch need a key",
 		apply: parseKeyHashes},
 	{flag: "require-api-key", env: "CLAIMSVC_REQUIRE_API_KEY", def: "false", boolean: true, usage: "also require an API key on the device routes (create a claim, a device's claims)",
 		apply: func(c *Config, v string) error { return parseBool(&c.RequireAPIKey, v) }},
@@ -347,11 +347,7 @@ func ParseFor(cmd Command, args []string, getenv func(string) string, out io.Wri
 		}
 		c.given[s.flag] = from != "default"
 		if err := s.apply(&c, v); err != nil {
-			shown := strconv.Quote(v)
-			if s.secret {
-				shown = "(value hidden)"
-			}
-			return Config{}, fmt.Errorf("%s %s: %w", from, shown, err)
+			return Config{}, fmt.Errorf("%s %s: %w", from, shown(s, v), err)
 		}
 	}
 	if err := c.TB.check(); err != nil {
@@ -470,10 +466,29 @@ func (t ThingsBoard) check() error {
 	return nil
 }
 
+// shown is a refused value as its error quotes it: never a secret, and never
+// the credentials of a URL (CLAIMSVC_TB_URL refuses them, and its error must
+// not print them).
+func shown(s setting, v string) string {
+	if s.secret {
+		return "(value hidden)"
+	}
+	if strings.Contains(v, "@") {
+		u, err := url.Parse(v)
+		if err != nil || u.User == nil {
+			return "(value hidden: it may hold credentials)"
+		}
+		u.User = nil
+		return strconv.Quote(u.String()) + " (with its credentials, not shown)"
+	}
+	return strconv.Quote(v)
+}
+
 func parseKeyHashes(c *Config, v string) error {
 	c.APIKeyHashes = nil
 	for _, h := range strings.Split(v, ",") {
-		h = strings.TrimSpace(h)
+		// sha256sum's own output ("<hex>  -") is accepted as it is.
+		h = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(h), " -"))
 		if h == "" {
 			continue
 		}

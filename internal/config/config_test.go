@@ -89,3 +89,34 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// TestAPIKeyDigestsAsSha256sumPrintsThem: sha256sum's line ("<hex>  -") is
+// taken as the digest; anything else that is not 64 hex characters is not.
+func TestAPIKeyDigestsAsSha256sumPrintsThem(t *testing.T) {
+	t.Parallel()
+	hexd := strings.Repeat("ab", 32)
+	for v, want := range map[string]int{hexd + "  -": 1, hexd + "  -," + strings.Repeat("cd", 32): 2, hexd + " x": -1, "secret-key": -1} {
+		c, err := Parse(nil, env(map[string]string{"CLAIMSVC_API_KEYS": v}), &bytes.Buffer{})
+		switch {
+		case want < 0 && err == nil:
+			t.Errorf("%q accepted", v)
+		case want >= 0 && (err != nil || len(c.APIKeyHashes) != want):
+			t.Errorf("%q: %v, %d digests", v, err, len(c.APIKeyHashes))
+		}
+	}
+}
+
+// TestRefusedURLDoesNotPrintItsCredentials: the error that refuses a URL with
+// credentials names the setting, not the password.
+func TestRefusedURLDoesNotPrintItsCredentials(t *testing.T) {
+	t.Parallel()
+	for _, v := range []string{"https://tenant%40example.com:S3cretPw@tb.example.com", "https://tenant@x:S3cretPw@tb.example.com/%zz"} {
+		_, err := Parse(nil, env(map[string]string{"CLAIMSVC_TB_URL": v, "CLAIMSVC_TB_API_KEY": "k"}), &bytes.Buffer{})
+		if err == nil {
+			t.Fatalf("%s accepted", v)
+		}
+		if strings.Contains(err.Error(), "S3cretPw") || strings.Contains(err.Error(), "tenant") || !strings.Contains(err.Error(), "CLAIMSVC_TB_URL") {
+			t.Errorf("%v", err)
+		}
+	}
+}

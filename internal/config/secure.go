@@ -124,7 +124,7 @@ func (c Config) Insecure() []string {
 func (c *Config) ForServe() error {
 	if len(c.APIKeyHashes) == 0 && !c.Demo && !c.InsecureNoAPIKeys {
 		return errors.New("no API keys: without CLAIMSVC_API_KEYS anyone who reaches the port could list, cancel and retry claims. " +
-			"Set CLAIMSVC_API_KEYS to the SHA-256 digests of your keys (printf %s \"$KEY\" | sha256sum), " +
+			"Set CLAIMSVC_API_KEYS to the SHA-256 digests of your keys (printf %s \"$KEY\" | sha256sum | cut -d' ' -f1), " +
 			"or run the demo (--demo), or opt out explicitly with CLAIMSVC_INSECURE_NO_API_KEYS=true")
 	}
 	if len(c.DataKeys) == 0 && !c.Demo && !c.InsecureNoDataKey {
