@@ -131,8 +131,14 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	if leaseFor == 0 {
 		leaseFor = 2*(cfg.MQTTConnectTimeout+cfg.MQTTAckTimeout) + 30*time.Second
 	}
-	if floor := cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second; leaseFor < floor {
-		return fmt.Errorf("CLAIMSVC_LEASE_DURATION %s: must exceed one attempt (connect + ack timeouts + 1s = %s)", leaseFor, floor)
+	attemptMax := cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second
+	// A claim starts only with a whole attempt's time left on its lease, and
+	// the lease's clock starts before the claim is leased: a lease of one
+	// attempt would hand every claim back unsent, and a little more would
+	// send only those no worker kept waiting. Half an attempt more is the
+	// floor: the time a leased-ahead claim may wait for a worker.
+	if floor := attemptMax * 3 / 2; leaseFor < floor {
+		return fmt.Errorf("CLAIMSVC_LEASE_DURATION %s: must be at least one and a half attempts (1.5 × (connect + ack timeouts + 1s) = %s)", leaseFor, floor)
 	}
 	board := health.New(func(name string, up bool) {
 		v := 0.0
@@ -183,7 +189,7 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 	disp := dispatch.New(st, senders, dispatch.Config{
 		Workers: cfg.Workers, MaxPendingAge: cfg.MaxPendingAge,
 		LeaseFor: leaseFor, ReapInterval: min(15*time.Second, leaseFor/4),
-		AttemptMax:    cfg.MQTTConnectTimeout + cfg.MQTTAckTimeout + time.Second,
+		AttemptMax:    attemptMax,
 		ShutdownGrace: cfg.ShutdownTimeout / 2,
 		ProbeInterval: cfg.BrokerProbe, StatsInterval: cfg.StatsInterval,
 		Health: board, Dependencies: deps,

@@ -33,7 +33,8 @@ type breaker struct {
 	state    breakerState
 	since    time.Time // when it last opened
 	cause    string    // the failure that opened it
-	inflight int       // half-open: trial claims being sent
+	round    int       // half-open periods so far: a trial claim belongs to one
+	inflight int       // half-open: trial claims leased and not yet answered or handed back
 	answered int       // half-open: trial claims that got an answer
 }
 
@@ -70,13 +71,28 @@ func (b *breaker) isOpen() (bool, time.Time) {
 	return b.state == open, b.since
 }
 
-// leased counts trial claims taken while half-open.
-func (b *breaker) leased(n int) {
+// leased counts trial claims taken while half-open, and returns the round
+// they belong to (0: not half-open any more, so they are not trials).
+func (b *breaker) leased(n int) int {
 	b.mu.Lock()
-	if b.state == halfOpen {
-		b.inflight += n
+	defer b.mu.Unlock()
+	if b.state != halfOpen {
+		return 0
 	}
-	b.mu.Unlock()
+	b.inflight += n
+	return b.round
+}
+
+// untried gives back the slot of a trial claim of round that was handed back
+// without an attempt (held, released for a short lease, shutdown): without
+// it the slot stays taken, the breaker never gets its answers and never
+// closes, and nothing more of its deliveries is leased.
+func (b *breaker) untried(round int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if round != 0 && round == b.round && b.state == halfOpen && b.inflight > 0 {
+		b.inflight--
+	}
 }
 
 // transition is what an outcome did to the breaker.
@@ -88,12 +104,14 @@ const (
 	closedAgain
 )
 
-// outcome records an attempt's result. trial says whether the claim was
-// one of the half-open state's trial claims.
-func (b *breaker) outcome(err error, trial bool, now time.Time) transition {
+// outcome records an attempt's result. round is the half-open round the
+// claim was a trial claim of (0: not a trial claim); a trial of an earlier
+// round counts for nothing.
+func (b *breaker) outcome(err error, round int, now time.Time) transition {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if trial && b.state == halfOpen {
+	trial := round != 0 && round == b.round
+	if trial && b.state == halfOpen && b.inflight > 0 {
 		b.inflight--
 	}
 	if claim.KindOf(err) == claim.FailUnreachable && err != nil {
@@ -139,5 +157,6 @@ func (b *breaker) probed() bool {
 		return false
 	}
 	b.state, b.inflight, b.answered = halfOpen, 0, 0
+	b.round++
 	return true
 }

@@ -55,7 +55,7 @@ type Config struct {
 	Workers       int           // concurrent MQTT attempts [32]
 	LeaseAhead    int           // claims leased ahead, waiting in memory for a free worker [Workers]; negative: none
 	ReportBatch   int           // outcomes stored in one statement at most, and queued at most [64]
-	LeaseFor      time.Duration // how long a leased claim is ours [2m]; must exceed one attempt
+	LeaseFor      time.Duration // how long a leased claim is ours [2m]; must exceed AttemptMax, by the time a claim may wait for a worker
 	AttemptMax    time.Duration // the longest one attempt takes [LeaseFor/2]; a claim leased ahead starts only with this much lease left
 	PollInterval  time.Duration // fallback when NOTIFY is missed [1s]
 	ReapInterval  time.Duration // how often expired leases are returned [15s]
@@ -183,7 +183,7 @@ func (d *Dispatcher) Wake() {
 type leasedJob struct {
 	claim.Job
 	leaseEnd time.Time // by our clock, a little before the lease's own end
-	trial    bool      // one of a half-open breaker's trial claims
+	trial    int       // the half-open round it is a trial claim of (0: none)
 }
 
 // Run delivers claims until ctx ends. Then it stops leasing, lets attempts
@@ -232,10 +232,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				held, since := d.held(job.Delivery)
 				switch {
 				case ctx.Err() != nil: // shutting down: not started, handed back below
+					d.untried(job)
 					unsent = append(unsent, job.Job)
 				case held: // its dependency stopped answering since it was leased
+					d.untried(job)
 					d.hold([]claim.Job{job.Job}, since)
 				case time.Until(job.leaseEnd) < d.cfg.AttemptMax: // waited too long: the lease might end mid-attempt
+					d.untried(job)
 					d.release([]claim.Job{job.Job})
 				default:
 					d.attempt(workCtx, job, rep)
@@ -311,7 +314,7 @@ func (d *Dispatcher) leaseInto(ctx context.Context, free int, jobs chan<- leased
 			trials = append(trials, trial{b, n})
 		}
 	}
-	queue := func(n int, deliveries []claim.Delivery, isTrial bool) int {
+	queue := func(n int, deliveries []claim.Delivery, isTrial *breaker) int {
 		if n <= 0 || len(deliveries) == 0 {
 			return 0
 		}
@@ -332,13 +335,17 @@ func (d *Dispatcher) leaseInto(ctx context.Context, free int, jobs chan<- leased
 			stop = true
 			return 0
 		}
+		round := 0
+		if isTrial != nil {
+			round = isTrial.leased(len(leased))
+		}
 		for _, job := range leased {
 			<-slots // there are free ones: only this loop takes them
-			jobs <- leasedJob{Job: job, leaseEnd: leaseEnd, trial: isTrial}
+			jobs <- leasedJob{Job: job, leaseEnd: leaseEnd, trial: round}
 		}
 		return len(leased)
 	}
-	got := queue(free, allowed, false)
+	got := queue(free, allowed, nil)
 	for _, t := range trials {
 		if stop {
 			break
@@ -347,14 +354,21 @@ func (d *Dispatcher) leaseInto(ctx context.Context, free int, jobs chan<- leased
 		if ask <= 0 {
 			break
 		}
-		n := queue(ask, t.b.deliveries, true)
-		t.b.leased(n)
+		n := queue(ask, t.b.deliveries, t.b)
 		got += n
 		if n == 0 && t.b.idle() { // nothing to try: the probe's answer decides
 			d.recovered(ctx, t.b)
 		}
 	}
 	return got == free, stop
+}
+
+// untried gives a trial claim's slot back to its breaker when the claim is
+// handed back without an attempt.
+func (d *Dispatcher) untried(lj leasedJob) {
+	if b := d.breakerFor[lj.Delivery]; b != nil {
+		b.untried(lj.trial)
+	}
 }
 
 func (d *Dispatcher) release(jobs []claim.Job) {
@@ -377,12 +391,19 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	job := lj.Job
 	log := d.log.With("claim", job.ID, "device", job.Token, "attempt", job.Attempt)
 	if ctx.Err() != nil { // shutting down and out of grace: not sent
+		d.untried(lj)
 		d.release([]claim.Job{job})
 		return
 	}
 	d.metrics.InFlight.Inc()
 	start := time.Now()
-	receipt, err := d.send(ctx, job)
+	// The attempt ends before the lease does, whatever the sender's own
+	// timeouts and retries add up to (the REST deliveries make several
+	// requests, each retried): past the lease another dispatcher may send
+	// the claim at the same time. A second is left for the outcome's report.
+	sctx, cancel := context.WithDeadline(ctx, lj.leaseEnd.Add(-time.Second))
+	receipt, err := d.send(sctx, job)
+	cancel()
 	d.metrics.InFlight.Dec()
 
 	var out claim.Outcome
@@ -400,6 +421,7 @@ func (d *Dispatcher) attempt(ctx context.Context, lj leasedJob, rep *reporter) {
 	case errors.Is(err, context.Canceled) && ctx.Err() != nil:
 		log.Info("attempt cut short by shutdown; releasing the claim")
 		d.metrics.AttemptDuration.WithLabelValues("released").Observe(time.Since(start).Seconds())
+		d.untried(lj)
 		d.release([]claim.Job{job})
 		return
 	default:

@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -127,4 +128,103 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// busySender delivers after signalling, taking d.
+type busySender struct {
+	started chan struct{}
+	d       time.Duration
+}
+
+func (b busySender) Send(context.Context, claim.Job) (claim.Receipt, error) {
+	b.started <- struct{}{}
+	time.Sleep(b.d)
+	return claim.Receipt{}, nil
+}
+
+// A half-open breaker's trial claim that waited in memory too long is handed
+// back without an attempt; its trial slot comes back with it. (It was lost:
+// the breaker never got its answers, never closed, and nothing more of its
+// deliveries was leased until a restart.)
+func TestTrialClaimHandedBackKeepsTheBreakerWorking(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	rest := newFake()
+	cfg := fastConfig()
+	cfg.Workers, cfg.LeaseAhead = 1, 1
+	cfg.LeaseFor, cfg.AttemptMax = 2*time.Second, 1500*time.Millisecond
+	cfg.ProbeInterval, cfg.Health = 100*time.Millisecond, health.New(nil)
+	cfg.Dependencies = []dispatch.Dependency{{Name: health.REST, Deliveries: []claim.Delivery{claim.DeliveryHTTP}, Probe: rest}}
+	busy := busySender{started: make(chan struct{}, 10), d: 1200 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: busy, claim.DeliveryHTTP: rest}, cfg,
+		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	httpClaim := func(token string) claim.Claim {
+		sk := claim.Secret("k")
+		c, err := s.Create(t.Context(), claim.Request{Token: claim.Token(token), SecretKey: &sk, Delivery: claim.DeliveryHTTP}, 24*time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Wake()
+		return c.Claim
+	}
+	// The REST dependency does not answer: the breaker opens on the first claim.
+	rest.set(true)
+	first := httpClaim("HTTP_TOKEN_TRIAL_00")
+	waitFor(t, func() bool { c, _ := s.Get(t.Context(), first.ID); return c.Attempts == 1 && c.LastError != "" })
+	// The only worker is busy with a slow MQTT claim (a stall, a slow attempt).
+	create(t, s, "MQTT_TOKEN_TRIAL_00", "k", 1000)
+	d.Wake()
+	<-busy.started
+	// The dependency answers again: the probe half-opens the breaker, and the
+	// trial claim waits behind the busy worker past AttemptMax.
+	rest.set(false)
+	waitStatus(t, s, first.ID, claim.StatusDelivered, 5*time.Second)
+	for i := range 5 {
+		c := httpClaim(fmt.Sprintf("HTTP_TOKEN_TRIAL_%02d", i+1))
+		waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
+	}
+}
+
+// slowREST takes longer than any lease unless its context ends first.
+type slowREST struct{ deadline chan time.Time }
+
+func (s slowREST) Send(ctx context.Context, _ claim.Job) (claim.Receipt, error) {
+	dl, _ := ctx.Deadline()
+	s.deadline <- dl
+	<-ctx.Done()
+	return claim.Receipt{}, claim.Failure(claim.FailTransient, ctx.Err())
+}
+
+// An attempt ends before its lease does, whatever the sender would take (a
+// REST delivery retries several requests): no other dispatcher can send the
+// claim while this one still is.
+func TestAttemptEndsBeforeItsLease(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	slow := slowREST{deadline: make(chan time.Time, 10)}
+	cfg := fastConfig()
+	cfg.LeaseFor, cfg.AttemptMax = 3*time.Second, time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: slow}, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	leased := time.Now()
+	c := create(t, s, "DEVICE_TOKEN_LEASE_END", "k", 1000)
+	d.Wake()
+	var dl time.Time
+	select {
+	case dl = <-slow.deadline:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the claim was never sent")
+	}
+	if dl.IsZero() || dl.After(leased.Add(cfg.LeaseFor)) {
+		t.Fatalf("the attempt's deadline %v is not before its lease ends (leased at %v for %s)", dl, leased, cfg.LeaseFor)
+	}
+	waitFor(t, func() bool { got, _ := s.Get(t.Context(), c.ID); return got.Attempts == 1 && got.LastError != "" })
 }
