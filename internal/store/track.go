@@ -106,6 +106,44 @@ func (s *Store) RevokeTarget(ctx context.Context, id uuid.UUID) (deviceID string
 	return deviceID, err == nil, dbErr("revoke", err)
 }
 
+// ClearClaimingData runs clear, the deletion of the device's claimingData in
+// ThingsBoard on behalf of attribute claim id (expired, or revoked), while
+// the device's intake is held: no new claim of the device is accepted until
+// clear returns, so none can write its claimingData before this deletion.
+// When a newer attribute claim of the device is pending or delivered,
+// ThingsBoard's attribute is (or is about to be) that claim's: clear is not
+// run, and ran is false. clear's error is returned as it is, with ran true;
+// any other error (the database's) comes with ran false.
+func (s *Store) ClearClaimingData(ctx context.Context, id uuid.UUID, clear func(context.Context) error) (ran bool, err error) {
+	var clearErr error
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var hash []byte
+		var created time.Time
+		if err := tx.QueryRow(ctx, `SELECT token_hash, created_at FROM claims WHERE id = $1`, id).Scan(&hash, &created); err != nil {
+			return err
+		}
+		if err := lockDevice(ctx, tx, hash); err != nil {
+			return err
+		}
+		var newer bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM claims
+			WHERE token_hash = $1 AND id <> $2 AND delivery = 'attribute' AND status IN ('pending', 'delivered')
+			  AND (created_at, id) > ($3, $2))`, hash, id, created).Scan(&newer); err != nil || newer {
+			return err
+		}
+		ran = true
+		clearErr = clear(ctx)
+		return clearErr
+	})
+	switch {
+	case clearErr != nil:
+		return true, clearErr
+	case err != nil:
+		return false, dbErr("clear claimingData", err)
+	}
+	return ran, nil
+}
+
 // Revoked records that a delivered attribute claim's claimingData was
 // deleted in ThingsBoard: the claim is cancelled.
 func (s *Store) Revoked(ctx context.Context, id uuid.UUID) (claim.Claim, error) {

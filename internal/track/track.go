@@ -29,6 +29,10 @@ type Store interface {
 	Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 	RevokeTarget(ctx context.Context, id uuid.UUID) (deviceID string, ok bool, err error)
 	Revoked(ctx context.Context, id uuid.UUID) (claim.Claim, error)
+	// ClearClaimingData runs clear while no new claim of the device can be
+	// accepted, unless a newer attribute claim of the device owns
+	// ThingsBoard's claimingData (ran false).
+	ClearClaimingData(ctx context.Context, id uuid.UUID, clear func(context.Context) error) (ran bool, err error)
 }
 
 // Device is what the tracker needs to know of a ThingsBoard device.
@@ -193,11 +197,19 @@ func (t *Tracker) look(ctx context.Context, w claim.Watch) *claim.Observation {
 		o.Seen, o.CustomerID = claim.SeenClaimed, dev.CustomerID
 		o.Detail = "the device now belongs to customer " + dev.CustomerID
 	case expired && w.Delivery == claim.DeliveryAttribute:
-		if err := t.tb.DeleteClaimingData(ctx, dev.ID); err != nil && !errors.Is(err, ErrNoDevice) {
+		deleted, err := t.store.ClearClaimingData(ctx, w.ID, t.deleteClaimingData(dev.ID))
+		switch {
+		case err != nil && deleted: // ThingsBoard's answer
 			t.trouble(ctx, err)
+			return nil
+		case err != nil:
+			t.log.Warn("cannot clear an expired claim's claimingData; looking again later", "claim", w.ID, "err", err)
 			return nil
 		}
 		o.Seen, o.Detail = claim.SeenExpired, fmt.Sprintf("expired at %s with no customer; its claimingData attribute was deleted", stamp(w.ExpiresAt))
+		if !deleted {
+			o.Detail = fmt.Sprintf("expired at %s with no customer; the device's claimingData attribute belongs to a newer claim now", stamp(w.ExpiresAt))
+		}
 	case expired:
 		o.Seen, o.Detail = claim.SeenExpired, fmt.Sprintf("expired at %s with no customer", stamp(w.ExpiresAt))
 	default:
@@ -242,7 +254,12 @@ func (t *Tracker) Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 		return t.store.Cancel(ctx, id)
 	}
 	if deviceID != "" {
-		if err := t.tb.DeleteClaimingData(ctx, deviceID); err != nil && !errors.Is(err, ErrNoDevice) {
+		// Not when a newer claim of the device owns the attribute: then this
+		// claim was replaced, and Revoked says so.
+		if ran, err := t.store.ClearClaimingData(ctx, id, t.deleteClaimingData(deviceID)); err != nil {
+			if !ran {
+				return claim.Claim{}, err
+			}
 			t.trouble(ctx, err)
 			return claim.Claim{}, &claim.Error{Code: claim.CodeUnavailable, Err: err,
 				Message: "ThingsBoard did not take the revocation (its REST API failed); the claim is unchanged, try again"}
@@ -253,6 +270,17 @@ func (t *Tracker) Cancel(ctx context.Context, id uuid.UUID) (claim.Claim, error)
 		t.metrics.Transitions.WithLabelValues(string(claim.StatusCancelled)).Inc()
 	}
 	return c, err
+}
+
+// deleteClaimingData deletes a device's claimingData in ThingsBoard; a
+// device that is gone has none.
+func (t *Tracker) deleteClaimingData(deviceID string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := t.tb.DeleteClaimingData(ctx, deviceID); err != nil && !errors.Is(err, ErrNoDevice) {
+			return err
+		}
+		return nil
+	}
 }
 
 func stamp(at time.Time) string { return at.UTC().Format(time.RFC3339) }
