@@ -26,8 +26,12 @@ type fakeTB struct {
 	deletes int
 }
 
-func (f *fakeTB) DeviceByName(context.Context, string) (track.Device, error) { return track.Device{ID: f.id}, nil }
-func (f *fakeTB) Device(context.Context, string) (track.Device, error)       { return track.Device{ID: f.id}, nil }
+func (f *fakeTB) DeviceByName(context.Context, string) (track.Device, error) {
+	return track.Device{ID: f.id}, nil
+}
+func (f *fakeTB) Device(context.Context, string) (track.Device, error) {
+	return track.Device{ID: f.id}, nil
+}
 func (f *fakeTB) DeleteClaimingData(context.Context, string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
