@@ -48,8 +48,41 @@ var comingSettings = []string{
 	"CLAIMSVC_DATA_KEYS", "CLAIMSVC_INSECURE_NO_API_KEYS",
 }
 
-// secretSettings never appear in a ConfigMap or as a literal value.
-var secretSettings = []string{"CLAIMSVC_DATABASE_URL", "CLAIMSVC_DATA_KEY", "CLAIMSVC_DATA_KEYS", "CLAIMSVC_API_KEYS", "CLAIMSVC_TB_PASSWORD", "CLAIMSVC_TB_API_KEY"}
+// secretSettings never appear in a ConfigMap or as a literal value: claimsvc's
+// secrets, and the API keys' digests, which the chart keeps in the Secret too.
+var secretSettings = append(config.SecretEnvVars(), "CLAIMSVC_API_KEYS")
+
+// TestChartKnowsEverySecret: the chart's lists of secret settings, and of
+// those it can pass as files (secrets.asFiles), are claimsvc's own; a secret
+// missing from them would be accepted in the ConfigMap, or sit in the
+// environment with asFiles.
+func TestChartKnowsEverySecret(t *testing.T) {
+	t.Parallel()
+	tpl, err := os.ReadFile("helm/claimsvc/templates/_helpers.tpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(name string) []string {
+		_, rest, ok := strings.Cut(string(tpl), `{{- define "`+name+`" -}}`)
+		if !ok {
+			t.Fatalf("_helpers.tpl defines no %s", name)
+		}
+		line := strings.TrimSpace(strings.SplitN(strings.TrimSpace(rest), "\n", 2)[0])
+		var out []string
+		for _, s := range strings.Split(strings.Trim(line, "[]"), ",") {
+			out = append(out, strings.TrimSpace(s))
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := slices.Sorted(slices.Values(config.SecretEnvVars()))
+	if got := list("claimsvc.fileSettings"); !slices.Equal(got, want) {
+		t.Errorf("claimsvc.fileSettings = %v, want claimsvc's secrets %v (each has a _FILE variable)", got, want)
+	}
+	if got := list("claimsvc.secretSettings"); !slices.Equal(got, slices.Sorted(slices.Values(secretSettings))) {
+		t.Errorf("claimsvc.secretSettings = %v, want %v", got, secretSettings)
+	}
+}
 
 func inCI() bool { return os.Getenv("CI") == "true" }
 

@@ -514,6 +514,18 @@ func EnvVars() []string {
 	return out
 }
 
+// SecretEnvVars lists the settings that are secrets: read only from the
+// environment or from the file their _FILE variable names.
+func SecretEnvVars() []string {
+	var out []string
+	for _, s := range settings {
+		if s.secret {
+			out = append(out, s.env)
+		}
+	}
+	return out
+}
+
 // Rate is N requests per window (Per); N = 0 means no limit.
 type Rate struct {
 	N   int
