@@ -54,11 +54,14 @@ type limiter struct {
 	mu     sync.Mutex
 	start  time.Time      // the current window's start
 	counts map[string]int // requests counted in the current window, by key
+	warned time.Time      // the window in which "table full" was last said
 }
 
-// limiterMaxKeys bounds the keys counted in one window: beyond it a new key
-// is refused until the window ends (memory stays bounded under a flood of
-// made-up tokens or addresses).
+// limiterMaxKeys bounds the keys counted in one window (memory stays bounded
+// under a flood of made-up tokens or addresses). Beyond it a new key passes
+// uncounted until the window ends: refusing it would let a flood of made-up
+// tokens shut out every device not yet counted, key holders included, while
+// keys already counted stay limited and the per-IP limit still applies.
 const limiterMaxKeys = 200_000
 
 func newLimiter(r Rate, detail string) *limiter {
@@ -76,6 +79,7 @@ type quota struct {
 	at        time.Time // when it was counted
 	window    time.Time // the start of the window the request was counted in
 	reset     time.Time // when that window ends
+	uncounted bool      // let through without counting: the table is full
 }
 
 // take counts one request for key, unless the key is over the limit.
@@ -89,7 +93,11 @@ func (l *limiter) take(key string) quota {
 	}
 	q := quota{limit: l.n, at: now, window: l.start, reset: l.start.Add(l.per)}
 	c, known := l.counts[key]
-	if c >= l.n || (!known && len(l.counts) >= limiterMaxKeys) {
+	if !known && len(l.counts) >= limiterMaxKeys {
+		q.allowed, q.remaining, q.uncounted = true, l.n, true
+		return q
+	}
+	if c >= l.n {
 		return q
 	}
 	l.counts[key] = c + 1
@@ -100,7 +108,7 @@ func (l *limiter) take(key string) quota {
 // giveBack uncounts a request that q counted, if its window is still the
 // current one: the request failed through claimsvc's fault (5xx).
 func (l *limiter) giveBack(key string, q quota) {
-	if !q.allowed {
+	if !q.allowed || q.uncounted {
 		return
 	}
 	l.mu.Lock()
@@ -108,6 +116,18 @@ func (l *limiter) giveBack(key string, q quota) {
 	if l.start.Equal(q.window) && l.counts[key] > 0 {
 		l.counts[key]--
 	}
+}
+
+// firstOverflow reports whether this is the first request of window to pass
+// uncounted.
+func (l *limiter) firstOverflow(window time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.warned.Equal(window) {
+		return false
+	}
+	l.warned = window
+	return true
 }
 
 // setHeaders describes q in the X-Ratelimit-* headers (names as Go sends
@@ -139,6 +159,10 @@ func setRetryAfter(h http.Header, now time.Time, reset int64) {
 func (s *server) allow(l *limiter, w http.ResponseWriter, r *http.Request, key string) (quota, bool) {
 	q := l.take(key)
 	q.setHeaders(w.Header())
+	if q.uncounted && l.firstOverflow(q.window) {
+		s.log.WarnContext(r.Context(), "rate-limit table full: keys not yet counted pass uncounted until the window ends "+
+			"(a flood of made-up tokens or addresses?)", "limit", l.detail, "keys", limiterMaxKeys, "window_ends", q.reset)
+	}
 	if q.allowed {
 		return q, true
 	}
