@@ -320,9 +320,15 @@ func TestClaimWaitExitCodes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "the same request was made before") {
 		t.Fatalf("replay: exit %d\n%s", code, out)
 	}
-	// A device-side claim, then another secret while it is held: claimsvc
-	// refuses (409: ThingsBoard would ignore it), exit 1.
-	if code, out, errs := runClaimsvc(t, op.env(), "claim", "--wait", "10s", "--secret", "first", "RASPBERRY_PI_DEMO_TOKEN"); code != 0 {
+	// A device-side claim (its secret read from a file, out of the process
+	// list), then another secret while it is held: claimsvc refuses (409:
+	// ThingsBoard would ignore it), exit 1.
+	secretFile := filepath.Join(t.TempDir(), "secret.txt")
+	if err := os.WriteFile(secretFile, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = runClaimsvc(t, op.env(), "claim", "--wait", "10s", "--json", "--secret-file", secretFile, "RASPBERRY_PI_DEMO_TOKEN")
+	if code != 0 || !strings.Contains(out, `"hasSecret": true`) {
 		t.Fatalf("mqtt: exit %d\n%s\n%s", code, out, errs)
 	}
 	code, _, errs = runClaimsvc(t, op.env(), "claim", "--wait", "10s", "--secret", "other", "RASPBERRY_PI_DEMO_TOKEN")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,12 +36,13 @@ const claimFooter = `Exit status:
 Examples:
   export CLAIMSVC_URL=https://claimsvc.example.com CLAIMSVC_API_KEY=...
   claimsvc claim --device-name "Sensor 0042" --generate-secret --delivery attribute --duration 7d --wait 10s A1B2C3D4E5F6G7H8I9J0
-  claimsvc claim --secret my-secret --json - < token.txt`
+  claimsvc claim --secret-file secret.txt --json - < token.txt`
 
 func runClaim(ctx context.Context, args []string, env Env) error {
 	f := newFlags(env, "claim", "[flags] TOKEN", claimAbout, claimFooter)
 	srv := f.server()
-	secret := f.String("secret", "", "the secret the customer will type (default: none, ThingsBoard's \"\")")
+	secret := f.String("secret", "", "the secret the customer will type (default: none, ThingsBoard's \"\"); an argument shows in the process list and the shell history: prefer --secret-file")
+	secretFile := f.String("secret-file", "", "read the secret from the first line of this file (\"-\": standard input, when TOKEN is not \"-\" too)")
 	generate := f.Bool("generate-secret", false, "make a strong random secret (printed with the claim: put it on the label)")
 	name := f.String("device-name", "", "the device's name in ThingsBoard (needed for --delivery attribute; lets claimsvc see the customer claim it)")
 	delivery := f.String("delivery", "", "mqtt, http or attribute (default: claimsvc's CLAIMSVC_DELIVERY)")
@@ -55,8 +57,21 @@ func runClaim(ctx context.Context, args []string, env Env) error {
 	if len(pos) != 1 {
 		return usageError("give one TOKEN")
 	}
-	if *generate && *secret != "" {
-		return usageError("--secret and --generate-secret exclude each other")
+	if n := btoi(*generate) + btoi(*secret != "") + btoi(*secretFile != ""); n > 1 {
+		return usageError("--secret, --secret-file and --generate-secret exclude each other")
+	}
+	if *secretFile == "-" && pos[0] == "-" {
+		return usageError("TOKEN and --secret-file cannot both be read from standard input")
+	}
+	if *secretFile != "" {
+		line, err := firstLine(*secretFile, env.Stdin)
+		if err != nil {
+			return fmt.Errorf("--secret-file: %w", err)
+		}
+		if line == "" {
+			return usageError("--secret-file: the first line is empty")
+		}
+		*secret = line
 	}
 	token := pos[0]
 	if token == "-" {
@@ -188,4 +203,30 @@ func stamp(t *time.Time) string {
 		return ""
 	}
 	return t.Local().Format("2006-01-02 15:04:05 MST")
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// firstLine reads the first line of the file at path ("-": stdin), without
+// its line end.
+func firstLine(path string, stdin io.Reader) (string, error) {
+	r := stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		r = f
+	}
+	line, err := bufio.NewReader(io.LimitReader(r, 4096)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }
