@@ -403,7 +403,16 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	// Ready means claims can be taken: the database answers. The other
 	// dependencies are shown for operators; claims wait in the database
 	// while they are away.
-	writeJSON(w, "application/json", http.StatusOK, readiness{Status: "ready", Dependencies: s.health.Snapshot()})
+	// Why a dependency is down names its address (the broker's, ThingsBoard's
+	// URL): key holders only, like a claim's lastError (docs/security.md §1.2).
+	deps := s.health.Snapshot()
+	if !keyHolder(r) {
+		for name, st := range deps {
+			st.Detail = ""
+			deps[name] = st
+		}
+	}
+	writeJSON(w, "application/json", http.StatusOK, readiness{Status: "ready", Dependencies: deps})
 }
 
 // readiness is /readyz's answer.

@@ -26,7 +26,7 @@ func (s *server) routes() http.Handler {
 	})
 
 	r.Get("/livez", s.livez)
-	r.Get("/readyz", s.readyz)
+	r.With(s.authenticate).Get("/readyz", s.readyz) // a key shows the dependencies' detail
 	r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 	r.Get("/openapi.yaml", s.openapi)
 

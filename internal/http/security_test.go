@@ -22,6 +22,7 @@ import (
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/dispatch"
 	claimhttp "github.com/claimsvc/claimsvc/internal/http"
+	"github.com/claimsvc/claimsvc/internal/health"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
@@ -476,5 +477,22 @@ func waitFor(t *testing.T, ok func() bool) {
 			t.Fatal("condition not met within 10 s")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// /readyz says which dependency is down to anyone, and why (the detail names
+// the broker's address) only to key holders.
+func TestReadyzShowsWhyOnlyToKeyHolders(t *testing.T) {
+	t.Parallel()
+	board := health.New(nil)
+	board.Set(health.MQTT, false, "broker unreachable: dial tcp 10.1.2.3:1883: connection refused")
+	e := newEnv(t, withKeys(), func(d *claimhttp.Deps) { d.Health = board })
+	anon := e.do("GET", "/readyz", nil, "")
+	if anon.status != 200 || strings.Contains(string(anon.raw), "10.1.2.3") || !strings.Contains(string(anon.raw), `"up":false`) {
+		t.Fatalf("without a key: %d %s", anon.status, anon.raw)
+	}
+	keyed := e.do("GET", "/readyz", keyHeader, "")
+	if keyed.status != 200 || !strings.Contains(string(keyed.raw), "10.1.2.3") {
+		t.Fatalf("with a key: %d %s", keyed.status, keyed.raw)
 	}
 }
