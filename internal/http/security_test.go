@@ -21,8 +21,8 @@ import (
 
 	"github.com/claimsvc/claimsvc/internal/claim"
 	"github.com/claimsvc/claimsvc/internal/dispatch"
-	claimhttp "github.com/claimsvc/claimsvc/internal/http"
 	"github.com/claimsvc/claimsvc/internal/health"
+	claimhttp "github.com/claimsvc/claimsvc/internal/http"
 	"github.com/claimsvc/claimsvc/internal/metrics"
 	"github.com/claimsvc/claimsvc/internal/mqtt"
 	"github.com/claimsvc/claimsvc/internal/mqtt/mqtttest"
