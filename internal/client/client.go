@@ -49,14 +49,19 @@ type Client struct {
 func New(baseURL string, o Options) (*Client, error) {
 	u, err := url.Parse(strings.TrimRight(baseURL, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("the claimsvc URL %q must be http:// or https:// and name a host", baseURL)
+		return nil, errors.New("the claimsvc URL must be http:// or https:// and name a host") // not quoted: it may hold credentials
 	}
 	if u.User != nil {
 		return nil, errors.New("the claimsvc URL must not carry credentials: give the API key with --api-key or CLAIMSVC_API_KEY")
 	}
 	c := &Client{base: u, key: o.APIKey, http: o.HTTPClient, agent: o.UserAgent, attempts: o.Attempts, backoff: o.Backoff}
 	if c.http == nil {
-		c.http = &http.Client{Timeout: 75 * time.Second}
+		// Redirects are not followed: Go would send X-Device-Token and the
+		// body (a claim's secret) on to wherever a proxy or an attacker on an
+		// http:// URL points.
+		c.http = &http.Client{Timeout: 75 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}}
 	}
 	if c.agent == "" {
 		c.agent = "claimsvc-client"
