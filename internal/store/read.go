@@ -75,10 +75,13 @@ func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error)
 func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error) {
 	check := func(ctx context.Context, tx pgx.Tx) error {
 		var tokenHash []byte
-		if err := tx.QueryRow(ctx, `SELECT token_hash FROM claims WHERE id = $1`, id).Scan(&tokenHash); err != nil {
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT token_hash, status FROM claims WHERE id = $1`, id).Scan(&tokenHash, &status); err != nil {
 			return err
 		}
-		if err := lockDevice(ctx, tx, tokenHash); err != nil || force {
+		// Only a failed claim can be retried: any other is refused by the
+		// guard below with that reason, not by the hold rule.
+		if err := lockDevice(ctx, tx, tokenHash); err != nil || force || status != string(claim.StatusFailed) {
 			return err
 		}
 		var now time.Time

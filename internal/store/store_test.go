@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -431,6 +432,12 @@ func TestRetryFollowsTheHoldRule(t *testing.T) {
 	var ce *claim.Error
 	if !errors.As(err, &ce) || ce.Code != claim.CodeConflict || ce.Blocking == nil || *ce.Blocking != b.Claim.ID {
 		t.Fatalf("retry within the hold: %v", err)
+	}
+	// A claim that is not failed is refused for that reason, not by the hold
+	// rule (which would name a claim the operator did not ask about).
+	if _, err := s.Retry(ctx, b.Claim.ID, hold, false); !errors.As(err, &ce) || ce.Code != claim.CodeConflict || ce.Blocking != nil ||
+		!strings.Contains(ce.Message, "not failed") {
+		t.Fatalf("retry of a delivered claim: %v", err)
 	}
 	if c, err := s.Retry(ctx, a.Claim.ID, hold, true); err != nil || c.Status != claim.StatusPending {
 		t.Fatalf("forced retry: %+v %v", c, err)
