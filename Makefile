@@ -14,15 +14,18 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 demo: ## run claimsvc with an in-process ThingsBoard emulator (PostgreSQL: the local one, or a private one it starts; open, on 127.0.0.1:8080)
-	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL -- $(GO) run ./cmd/claimsvc serve --demo --log-format=text
+	@$(GO) build -o bin/claimsvc ./cmd/claimsvc # built, not go run: Ctrl-C then ends it cleanly (go run exits 1)
+	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL -- bin/claimsvc serve --demo --log-format=text
 
 run: ## run claimsvc against PostgreSQL and Mosquitto on 127.0.0.1:1883 (private ones when none answer), on 127.0.0.1:8080, without keys (a development opt-out)
+	@$(GO) build -o bin/claimsvc ./cmd/claimsvc
 	@CLAIMSVC_INSECURE_NO_API_KEYS=true CLAIMSVC_INSECURE_NO_DATA_KEY=true \
-		$(SERVICES) --postgres CLAIMSVC_DATABASE_URL --mosquitto -- $(GO) run ./cmd/claimsvc serve --log-format=text \
+		$(SERVICES) --postgres CLAIMSVC_DATABASE_URL --mosquitto -- bin/claimsvc serve --log-format=text \
 		--http-addr=127.0.0.1:8080 --mqtt-url=tcp://127.0.0.1:1883
 
 tbemu: ## run the ThingsBoard emulator alone with demo data (MQTT on 1884: Mosquitto has 1883)
-	$(GO) run ./cmd/tbemu --demo --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:9090
+	@$(GO) build -o bin/tbemu ./cmd/tbemu
+	bin/tbemu --demo --mqtt-addr 127.0.0.1:1884 --http-addr 127.0.0.1:9090
 
 test-tb: ## the claiming suite against a real ThingsBoard in Docker (takes minutes)
 	CLAIMSVC_TB_DOCKER=1 $(GO) test ./internal/tbtest -run RealThingsBoard -count=1 -v -timeout 30m

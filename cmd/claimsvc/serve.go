@@ -92,7 +92,9 @@ func serve(ctx context.Context, cfg config.Config, stderr io.Writer) error {
 		emuCfg.Demo = true
 		emuCfg.MQTTAddr, emuCfg.HTTPAddr = cfg.DemoMQTTAddr, cfg.DemoHTTPAddr
 		emuCfg.Logger = log.With("component", "tbemu")
-		emu, err := tbemu.Start(ctx, emuCfg)
+		// Not ended by the signal: the emulator stops (defer) after the
+		// dispatcher and the tracker, which talk to it until they stop.
+		emu, err := tbemu.Start(context.WithoutCancel(ctx), emuCfg)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
