@@ -28,17 +28,38 @@ func fastConfig() dispatch.Config {
 		BackoffMax: 200 * time.Millisecond, ShutdownGrace: 2 * time.Second, ReapInterval: 100 * time.Millisecond}
 }
 
-// start runs a dispatcher until the test ends or stop is called.
+// start runs a dispatcher of MQTT claims until the test ends or stop is
+// called.
 func start(t *testing.T, s *store.Store, sender dispatch.Sender, cfg dispatch.Config) (stop func()) {
 	t.Helper()
+	_, stop = run(t, s, dispatch.Senders{claim.DeliveryMQTT: sender}, cfg, metrics.New())
+	return stop
+}
+
+// run runs a dispatcher with these senders until the test ends or stop is
+// called.
+func run(t *testing.T, s *store.Store, senders dispatch.Senders, cfg dispatch.Config, m *metrics.Metrics) (d *dispatch.Dispatcher, stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: sender}, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
+	d = dispatch.New(s, senders, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), m, nil)
 	done := make(chan struct{})
 	go func() { _ = d.Run(ctx); close(done) }()
 	var once sync.Once
 	stop = func() { once.Do(func() { cancel(); <-done }) }
 	t.Cleanup(stop)
-	return stop
+	return d, stop
+}
+
+// httpClaim stores a claim for delivery http and wakes d.
+func httpClaim(t *testing.T, s *store.Store, d *dispatch.Dispatcher, token string) claim.Claim {
+	t.Helper()
+	sk := claim.Secret("k")
+	c, err := s.Create(t.Context(), claim.Request{Token: claim.Token(token), SecretKey: &sk, Delivery: claim.DeliveryHTTP}, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Wake()
+	return c.Claim
 }
 
 func publisher(t *testing.T, url string) *mqtt.Publisher {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -67,29 +65,15 @@ func TestBreakerHoldsOneDependencyOnly(t *testing.T) {
 		{Name: health.MQTT, Deliveries: []claim.Delivery{claim.DeliveryMQTT}, Probe: pub},
 		{Name: health.REST, Deliveries: []claim.Delivery{claim.DeliveryHTTP}, Probe: rest},
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: pub, claim.DeliveryHTTP: rest}, cfg,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	d, _ := run(t, s, dispatch.Senders{claim.DeliveryMQTT: pub, claim.DeliveryHTTP: rest}, cfg, metrics.New())
 
-	httpClaim := func(token string) claim.Claim {
-		sk := claim.Secret("k")
-		c, err := s.Create(t.Context(), claim.Request{Token: claim.Token(token), SecretKey: &sk, Delivery: claim.DeliveryHTTP}, 24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Wake()
-		return c.Claim
-	}
 	rest.set(true)
-	first := httpClaim("HTTP_TOKEN_000001")
+	first := httpClaim(t, s, d, "HTTP_TOKEN_000001")
 	waitFor(t, func() bool { st, ok := board.Get(health.REST); return ok && !st.Up })
 	waitFor(t, func() bool { c, _ := s.Get(t.Context(), first.ID); return c.Attempts == 1 && c.LastError != "" })
 	var held []claim.Claim
 	for i := range 5 {
-		held = append(held, httpClaim("HTTP_TOKEN_00001"+string(rune('0'+i))))
+		held = append(held, httpClaim(t, s, d, "HTTP_TOKEN_00001"+string(rune('0'+i))))
 	}
 	mq := create(t, s, "MQTT_TOKEN_000001", "k", 1000)
 	waitStatus(t, s, mq.ID, claim.StatusDelivered, 5*time.Second) // the other dependency goes on
@@ -156,25 +140,11 @@ func TestTrialClaimHandedBackKeepsTheBreakerWorking(t *testing.T) {
 	cfg.ProbeInterval, cfg.Health = 100*time.Millisecond, health.New(nil)
 	cfg.Dependencies = []dispatch.Dependency{{Name: health.REST, Deliveries: []claim.Delivery{claim.DeliveryHTTP}, Probe: rest}}
 	busy := busySender{started: make(chan struct{}, 10), d: 1200 * time.Millisecond}
-	ctx, cancel := context.WithCancel(context.Background())
-	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: busy, claim.DeliveryHTTP: rest}, cfg,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	d, _ := run(t, s, dispatch.Senders{claim.DeliveryMQTT: busy, claim.DeliveryHTTP: rest}, cfg, metrics.New())
 
-	httpClaim := func(token string) claim.Claim {
-		sk := claim.Secret("k")
-		c, err := s.Create(t.Context(), claim.Request{Token: claim.Token(token), SecretKey: &sk, Delivery: claim.DeliveryHTTP}, 24*time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		d.Wake()
-		return c.Claim
-	}
 	// The REST dependency does not answer: the breaker opens on the first claim.
 	rest.set(true)
-	first := httpClaim("HTTP_TOKEN_TRIAL_00")
+	first := httpClaim(t, s, d, "HTTP_TOKEN_TRIAL_00")
 	waitFor(t, func() bool { c, _ := s.Get(t.Context(), first.ID); return c.Attempts == 1 && c.LastError != "" })
 	// The only worker is busy with a slow MQTT claim (a stall, a slow attempt).
 	create(t, s, "MQTT_TOKEN_TRIAL_00", "k", 1000)
@@ -185,7 +155,7 @@ func TestTrialClaimHandedBackKeepsTheBreakerWorking(t *testing.T) {
 	rest.set(false)
 	waitStatus(t, s, first.ID, claim.StatusDelivered, 5*time.Second)
 	for i := range 5 {
-		c := httpClaim(fmt.Sprintf("HTTP_TOKEN_TRIAL_%02d", i+1))
+		c := httpClaim(t, s, d, fmt.Sprintf("HTTP_TOKEN_TRIAL_%02d", i+1))
 		waitStatus(t, s, c.ID, claim.StatusDelivered, 5*time.Second)
 	}
 }
@@ -209,11 +179,7 @@ func TestAttemptEndsBeforeItsLease(t *testing.T) {
 	slow := slowREST{deadline: make(chan time.Time, 10)}
 	cfg := fastConfig()
 	cfg.LeaseFor, cfg.AttemptMax = 3*time.Second, time.Second
-	ctx, cancel := context.WithCancel(context.Background())
-	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: slow}, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), metrics.New(), nil)
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	d, _ := run(t, s, dispatch.Senders{claim.DeliveryMQTT: slow}, cfg, metrics.New())
 	leased := time.Now()
 	c := create(t, s, "DEVICE_TOKEN_LEASE_END", "k", 1000)
 	d.Wake()

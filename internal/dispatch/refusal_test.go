@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -50,12 +48,7 @@ func TestRefusedForAProfileReasonFailsEarly(t *testing.T) {
 	cfg := fastConfig()
 	cfg.MaxRefusals = 3
 	m := metrics.New()
-	ctx, cancel := context.WithCancel(context.Background())
-	d := dispatch.New(s, dispatch.Senders{claim.DeliveryMQTT: publisher(t, "tcp://"+emu.MQTTAddr())}, cfg,
-		slog.New(slog.NewTextHandler(io.Discard, nil)), m, nil)
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	run(t, s, dispatch.Senders{claim.DeliveryMQTT: publisher(t, "tcp://"+emu.MQTTAddr())}, cfg, m)
 
 	feedCtx, stopFeed := context.WithCancel(context.Background())
 	fed := make(chan struct{})
