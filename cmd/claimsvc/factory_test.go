@@ -335,15 +335,22 @@ func TestClaimWaitExitCodes(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "409") {
 		t.Fatalf("conflict: exit %d\n%s", code, errs)
 	}
-	// A generated secret is printed once, for the label; the token is read from stdin.
+	// A generated secret is printed with the claim, for the label, and on
+	// stderr before the request (an answer lost after the commit must not
+	// lose it); the token is read from stdin.
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	cmd := claimsvcCmd(t, ctx, op.env(), "claim", "--generate-secret", "-")
 	cmd.Stdin = strings.NewReader("T1_TEST_TOKEN\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	raw, err := cmd.Output()
-	if err != nil || !regexp.MustCompile(`(?m)^secret\s+[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}\s+\(generated`).Match(raw) ||
-		!regexp.MustCompile(`(?m)^status\s+pending$`).Match(raw) {
+	printed := regexp.MustCompile(`(?m)^secret\s+([2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4}-[2-9A-Z]{4})\s+\(generated`).FindSubmatch(raw)
+	if err != nil || printed == nil || !regexp.MustCompile(`(?m)^status\s+pending$`).Match(raw) {
 		t.Fatalf("generated: %v\n%s", err, raw)
+	}
+	if !strings.HasPrefix(stderr.String(), "generated secret: "+string(printed[1])) {
+		t.Fatalf("the generated secret is not on stderr first: %q", stderr.String())
 	}
 	if code, _, errs := runClaimsvc(t, op.env(), "claim"); code != 2 || !strings.Contains(errs, "TOKEN") {
 		t.Fatalf("usage: %d %s", code, errs)

@@ -87,6 +87,10 @@ func runClaim(ctx context.Context, args []string, env Env) error {
 	row := factory.Row{Token: token, DeviceName: *name, Delivery: *delivery}
 	if *generate {
 		*secret = factory.NewSecret()
+		// Said before the request: if the answer is lost (Ctrl-C, a network
+		// failure after the commit), the claim may be stored with it, and
+		// only this line has it.
+		fmt.Fprintf(env.Stderr, "generated secret: %s (to send this claim again, give it with --secret-file or --secret)\n", *secret)
 	}
 	if *secret != "" {
 		row.SecretKey, row.HasSecret = *secret, true
@@ -130,9 +134,6 @@ func runClaim(ctx context.Context, args []string, env Env) error {
 		}
 	} else {
 		printClaim(env.Stdout, cl, created.Replayed, *secret, *generate)
-	}
-	if *generate && *asJSON {
-		fmt.Fprintf(env.Stderr, "generated secret: %s\n", *secret)
 	}
 	return claimExit(cl, *wait > 0)
 }
