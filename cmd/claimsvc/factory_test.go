@@ -381,13 +381,15 @@ func TestLabelsQRCodesDecodeToEachRow(t *testing.T) {
 		q, _ := json.Marshal(map[string]string{"deviceName": name, "secretKey": secret})
 		want[string(q)] = true
 	}
+	// A row claimsvc refused has a secret ThingsBoard does not: no label.
+	_ = w.Write([]string{"40", "Refused One", "TOKE…99", "", "refused", "", "conflict", "SECRET-NOT-STORED"})
 	w.Flush()
 	if err := os.WriteFile(in, b.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "labels.pdf")
 	code, stdout, errs := runClaimsvc(t, nil, "labels", "--grid", "3x7", in, "-o", out)
-	if code != 0 || !strings.Contains(stdout, "30 labels on 2 A4 pages") {
+	if code != 6 || !strings.Contains(stdout, "30 labels on 2 A4 pages") || !strings.Contains(errs, "line 32: claimsvc did not store this claim") {
 		t.Fatalf("labels: %d %s %s", code, stdout, errs)
 	}
 	got := decodeQRCodes(t, pdftoppm, out)
@@ -410,7 +412,7 @@ func TestLabelsQRCodesDecodeToEachRow(t *testing.T) {
 	// A URL of the company's own claim page, US Letter.
 	code, _, errs = runClaimsvc(t, nil, "labels", "--paper", "Letter", "--grid", "2x5",
 		"--qr-template", "https://iot.example.com/claim?device={deviceName}&secret={secretKey}", "-o", out, in)
-	if code != 0 {
+	if code != 6 {
 		t.Fatalf("labels with a template: %d %s", code, errs)
 	}
 	urls := decodeQRCodes(t, pdftoppm, out)

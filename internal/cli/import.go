@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -88,14 +89,28 @@ func runImport(ctx context.Context, args []string, env Env) error {
 	for _, p := range sh.Problems {
 		fmt.Fprintf(env.Stderr, "line %d: %s (not sent)\n", p.Line, p.Problem)
 	}
+	prev, err := factory.PreviousSecrets(*results)
+	if err != nil {
+		return err
+	}
+	if len(prev) > 0 && !*generate {
+		return usageError("%s holds the secrets an earlier run generated: run with --generate-secrets to send the same claims "+
+			"again (it reuses them), or name another results file with --results", *results)
+	}
 	if *generate {
-		prev, err := factory.PreviousSecrets(*results)
-		if err != nil {
-			return err
-		}
-		reused, made := factory.FillSecrets(sh.Rows, prev)
+		reused, made, left := factory.FillSecrets(sh.Rows, prev)
 		if reused > 0 {
 			fmt.Fprintf(env.Stderr, "secrets: %d reused from %s (an earlier run), %d new\n", reused, *results, made)
+		}
+		if len(left) > 0 {
+			// Stored claims whose rows are gone or changed: their secrets
+			// are on no label yet, perhaps; the new file would drop them.
+			kept := *results + ".before-" + time.Now().UTC().Format("20060102T150405Z")
+			if err := copyFile(*results, kept); err != nil {
+				return fmt.Errorf("cannot keep the earlier results file: %w", err)
+			}
+			fmt.Fprintf(env.Stderr, "note: %d claims stored by an earlier run are not rows of this run (removed, or their name or "+
+				"token changed); their secrets are kept in %s\n", len(left), kept)
 		}
 		// The secrets exist only here until claimsvc has them: on disk first.
 		outs := make([]factory.Outcome, len(sh.Rows))
@@ -182,4 +197,26 @@ func (p *progress) finish() {
 	if p.bar != nil {
 		_ = p.bar.Exit()
 	}
+}
+
+// copyFile copies src to dst, readable by its owner only (it holds secrets).
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -11,7 +11,9 @@ import (
 const labelsAbout = `Prints a PDF sheet of labels, one per device: its name, its secret, and a QR
 code that a phone can scan. The CSV needs the columns deviceName and secretKey
 (a devices CSV, or the results file of ` + "`claimsvc import --generate-secrets`" + `); rows
-without them are reported with their line number and left out. Nothing is sent
+without them are reported with their line number and left out. From a results
+file only the rows claimsvc stored (created or already stored) get a label: the
+secret of a refused or unsent row is not ThingsBoard's. Nothing is sent
 anywhere: this works offline.
 
 The QR code holds {"deviceName":"...","secretKey":"..."} unless --qr-template
@@ -56,8 +58,20 @@ func runLabels(args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", pos[0], err)
 	}
+	stored := sh.Rows
+	if sh.Has[factory.ColResult] {
+		stored = nil
+		for _, r := range sh.Rows {
+			if r.Result == factory.ResultCreated || r.Result == factory.ResultReplayed {
+				stored = append(stored, r)
+				continue
+			}
+			sh.Problems = append(sh.Problems, factory.Problem{Line: r.Line,
+				Problem: fmt.Sprintf("claimsvc did not store this claim (result %q): its secret is not ThingsBoard's; import the row again", r.Result)})
+		}
+	}
 	var buf bytes.Buffer
-	skipped, err := factory.Labels(&buf, sh.Rows, factory.LabelOptions{Paper: *paper, Cols: cols, Rows: rows,
+	skipped, err := factory.Labels(&buf, stored, factory.LabelOptions{Paper: *paper, Cols: cols, Rows: rows,
 		QRTemplate: *tmpl, Caption: *caption})
 	for _, p := range append(sh.Problems, skipped...) {
 		fmt.Fprintf(env.Stderr, "line %d: %s (no label)\n", p.Line, p.Problem)
@@ -68,7 +82,7 @@ func runLabels(args []string, env Env) error {
 	if err := os.WriteFile(*out, buf.Bytes(), 0o600); err != nil { // the secrets are on it
 		return err
 	}
-	printed := len(sh.Rows) - len(skipped)
+	printed := len(stored) - len(skipped)
 	perPage := cols * rows
 	fmt.Fprintf(env.Stdout, "%d labels on %d %s pages (%dx%d): %s\n", printed, (printed+perPage-1)/perPage, *paper, cols, rows, *out)
 	if len(sh.Problems)+len(skipped) > 0 {

@@ -21,16 +21,18 @@ import (
 
 // The columns of a devices CSV. The header row names them, in any order and
 // any case; only token is needed for an import, deviceName and secretKey for
-// labels.
+// labels. result is a results file's (what claimsvc answered): labels print
+// only the rows claimsvc stored; an import ignores it.
 const (
 	ColToken      = "token"
 	ColDeviceName = "deviceName"
 	ColSecretKey  = "secretKey"
 	ColDuration   = "durationMs"
 	ColDelivery   = "delivery"
+	ColResult     = "result"
 )
 
-var columns = []string{ColToken, ColDeviceName, ColSecretKey, ColDuration, ColDelivery}
+var columns = []string{ColToken, ColDeviceName, ColSecretKey, ColDuration, ColDelivery, ColResult}
 
 // Row is one device of the CSV.
 type Row struct {
@@ -41,6 +43,7 @@ type Row struct {
 	HasSecret  bool   // the cell was not empty (an empty one sends no secretKey: ThingsBoard's "")
 	DurationMs *int64 // nil: none given
 	Delivery   string // "": claimsvc's default
+	Result     string // a results file's result column: what claimsvc answered ("" in a devices CSV)
 	// GeneratedSecret is set when --generate-secrets made SecretKey.
 	GeneratedSecret bool
 	// IdempotencyKey is derived from the row (IdempotencyKey) before it is sent.
@@ -81,18 +84,7 @@ const MaxRows = 1_000_000
 // and left out; only a file that cannot be read at all, or whose header lacks
 // what use needs, is an error.
 func ReadCSV(r io.Reader, use Use) (*Sheet, error) {
-	br := bufio.NewReader(r)
-	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
-		_, _ = br.Discard(3)
-	}
-	first, _ := br.Peek(4096)
-	line, _, _ := bytes.Cut(first, []byte("\n"))
-	cr := csv.NewReader(br)
-	if bytes.Count(line, []byte(";")) > bytes.Count(line, []byte(",")) {
-		cr.Comma = ';'
-	}
-	cr.FieldsPerRecord = -1
-	cr.ReuseRecord = false
+	cr := newCSVReader(r)
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, errors.New("the file is empty: it needs a header row (token,deviceName,secretKey,durationMs,delivery)")
@@ -196,7 +188,8 @@ func blank(rec []string) bool {
 // is wrong ("" when nothing is).
 func parseRow(line int, cell func(string) string, use Use) (Row, string) {
 	r := Row{Line: line, Token: strings.TrimSpace(cell(ColToken)), DeviceName: strings.TrimSpace(cell(ColDeviceName)),
-		SecretKey: cell(ColSecretKey), Delivery: strings.ToLower(strings.TrimSpace(cell(ColDelivery)))}
+		SecretKey: cell(ColSecretKey), Delivery: strings.ToLower(strings.TrimSpace(cell(ColDelivery))),
+		Result: strings.TrimSpace(cell(ColResult))}
 	r.HasSecret = r.SecretKey != ""
 	switch {
 	case use == ForImport && r.Token == "":
@@ -266,6 +259,24 @@ func ParseDuration(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration (e.g. 7d, 24h, 90m, 604800000)", s)
 	}
 	return days + d, nil
+}
+
+// newCSVReader reads CSV as a spreadsheet saves it: comma or semicolon
+// separated (as the header row shows), UTF-8 with or without a byte order
+// mark, rows of any length.
+func newCSVReader(r io.Reader) *csv.Reader {
+	br := bufio.NewReader(r)
+	if bom, _ := br.Peek(3); bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
+		_, _ = br.Discard(3)
+	}
+	first, _ := br.Peek(4096)
+	line, _, _ := bytes.Cut(first, []byte("\n"))
+	cr := csv.NewReader(br)
+	if bytes.Count(line, []byte(";")) > bytes.Count(line, []byte(",")) {
+		cr.Comma = ';'
+	}
+	cr.FieldsPerRecord = -1
+	return cr
 }
 
 // orNone joins names, or says there are none.

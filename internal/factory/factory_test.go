@@ -182,7 +182,7 @@ func TestResultsKeepGeneratedSecretsForTheNextRun(t *testing.T) {
 	if err != nil || prev != nil {
 		t.Fatal(prev, err)
 	}
-	if reused, made := factory.FillSecrets(sh.Rows, prev); reused != 0 || made != 1 {
+	if reused, made, _ := factory.FillSecrets(sh.Rows, prev); reused != 0 || made != 1 {
 		t.Fatalf("first fill: %d %d", reused, made)
 	}
 	generated := sh.Rows[0].SecretKey
@@ -204,8 +204,24 @@ func TestResultsKeepGeneratedSecretsForTheNextRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reused, made := factory.FillSecrets(again.Rows, prev); reused != 1 || made != 0 || again.Rows[0].SecretKey != generated {
+	if reused, made, _ := factory.FillSecrets(again.Rows, prev); reused != 1 || made != 0 || again.Rows[0].SecretKey != generated {
 		t.Fatalf("second fill: %d %d %q", reused, made, again.Rows[0].SecretKey)
+	}
+	// A fixed CSV moves the row (a line above it deleted): still the same
+	// secret, found by name and token hint.
+	moved, _ := factory.ReadCSV(strings.NewReader("token,deviceName,secretKey\n\n\nTOKEN_AAAAAAAAAA01,D1,\n"), factory.ForImport)
+	if reused, _, _ := factory.FillSecrets(moved.Rows, prev); reused != 1 || moved.Rows[0].SecretKey != generated {
+		t.Fatalf("moved row: %d %q", reused, moved.Rows[0].SecretKey)
+	}
+	// The results file saved again by a spreadsheet (byte order mark,
+	// semicolons) still gives its secrets.
+	resaved := filepath.Join(t.TempDir(), "resaved.csv")
+	semi := strings.ReplaceAll(string(raw), ",", ";")
+	if err := os.WriteFile(resaved, append([]byte{0xEF, 0xBB, 0xBF}, semi...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := factory.PreviousSecrets(resaved); err != nil || len(p) != 2 || p[0].SecretKey != generated {
+		t.Fatalf("resaved: %+v %v", p, err)
 	}
 	// Labels read the results file.
 	lab, err := factory.ReadCSV(bytes.NewReader(raw), factory.ForLabels)

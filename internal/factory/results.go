@@ -111,11 +111,11 @@ func WriteResultsFile(path string, results []Result, withSecrets bool) error {
 }
 
 // PreviousSecrets reads the secrets an earlier run generated from its
-// results file (path; none when it does not exist), by line: a row whose
-// line, device name and token hint are the same, and whose secret is empty
-// in the input, gets the same secret again, so that a run after a crash asks
-// for the same claims (replays) instead of different ones (409).
-func PreviousSecrets(path string) (map[int]Previous, error) {
+// results file (path; none when it does not exist), as written or as a
+// spreadsheet saved it again (a byte order mark, semicolons). FillSecrets
+// gives them to the same rows again, so that a run after a crash or a fix of
+// the CSV asks for the same claims (replays) instead of different ones (409).
+func PreviousSecrets(path string) ([]Previous, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -124,22 +124,21 @@ func PreviousSecrets(path string) (map[int]Previous, error) {
 		return nil, err
 	}
 	defer f.Close()
-	cr := csv.NewReader(f)
-	cr.FieldsPerRecord = -1
+	cr := newCSVReader(f)
 	h, err := cr.Read()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	col := map[string]int{}
 	for i, n := range h {
-		col[n] = i
+		col[strings.TrimSpace(n)] = i
 	}
 	for _, n := range []string{"row", "deviceName", "tokenHint", ColSecretKey} {
 		if _, ok := col[n]; !ok {
 			return nil, nil // not one with secrets
 		}
 	}
-	out := map[int]Previous{}
+	var out []Previous
 	for {
 		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
@@ -149,7 +148,7 @@ func PreviousSecrets(path string) (map[int]Previous, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		get := func(n string) string {
-			if i := col[n]; i < len(rec) {
+			if i, ok := col[n]; ok && i < len(rec) {
 				return rec[i]
 			}
 			return ""
@@ -158,33 +157,63 @@ func PreviousSecrets(path string) (map[int]Previous, error) {
 		if err != nil || get(ColSecretKey) == "" {
 			continue
 		}
-		out[line] = Previous{DeviceName: get("deviceName"), TokenHint: get("tokenHint"), SecretKey: get(ColSecretKey)}
+		out = append(out, Previous{Line: line, DeviceName: get("deviceName"), TokenHint: get("tokenHint"),
+			SecretKey: get(ColSecretKey), Result: get("result")})
 	}
 }
 
 // Previous is a row of an earlier run's results file, as written.
 type Previous struct {
+	Line                             int
 	DeviceName, TokenHint, SecretKey string
+	Result                           string // what claimsvc answered then
 }
 
-// FillSecrets gives every row without a secret one: the earlier run's (prev,
-// from PreviousSecrets) when the row is the same, else a new one. It returns
-// how many it reused and made.
-func FillSecrets(rows []Row, prev map[int]Previous) (reused, made int) {
+// stored reports whether claimsvc holds a claim with p's secret.
+func (p Previous) stored() bool { return p.Result == ResultCreated || p.Result == ResultReplayed }
+
+// FillSecrets gives every row without a secret one: an earlier run's (prev,
+// from PreviousSecrets) for the same row, else a new one. The same row is
+// the one with the same device name and token hint (a fixed CSV moves
+// lines); where that is ambiguous, the line decides. It returns how many it
+// reused and made, and the earlier secrets of stored claims (created or
+// replayed then) that no row took: the caller keeps them (WriteResultsFile
+// replaces the file).
+func FillSecrets(rows []Row, prev []Previous) (reused, made int, left []Previous) {
+	byContent := map[[2]string][]int{}
+	for i, p := range prev {
+		k := [2]string{p.DeviceName, p.TokenHint}
+		byContent[k] = append(byContent[k], i)
+	}
+	taken := make([]bool, len(prev))
 	for i := range rows {
 		r := &rows[i]
 		if r.HasSecret {
 			continue
 		}
-		if p, ok := prev[r.Line]; ok && p.DeviceName == r.DeviceName && p.TokenHint == claim.Hint(r.Token) {
-			r.SecretKey, r.HasSecret, r.GeneratedSecret = p.SecretKey, true, true
+		found := -1
+		cands := byContent[[2]string{r.DeviceName, claim.Hint(r.Token)}]
+		for _, c := range cands {
+			if !taken[c] && (len(cands) == 1 || prev[c].Line == r.Line) {
+				found = c
+				break
+			}
+		}
+		if found >= 0 {
+			taken[found] = true
+			r.SecretKey, r.HasSecret, r.GeneratedSecret = prev[found].SecretKey, true, true
 			reused++
 			continue
 		}
 		r.SecretKey, r.HasSecret, r.GeneratedSecret = NewSecret(), true, true
 		made++
 	}
-	return reused, made
+	for i, p := range prev {
+		if !taken[i] && p.stored() {
+			left = append(left, p)
+		}
+	}
+	return reused, made, left
 }
 
 // API submits rows to claimsvc's POST /claims:batch.
