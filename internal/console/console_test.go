@@ -281,10 +281,10 @@ func TestImportThroughTheConsole(t *testing.T) {
 	e := newEnv(t, true)
 	_, page := e.get("/ui/import")
 	csv := "token,deviceName,secretKey\nIMPORT_TOKEN_0001,Dev 1,s1\nbad token,Dev 2,s2\nIMPORT_TOKEN_0003,Dev 3,s3\n"
-	upload := func() answer {
+	uploadFile := func(name, csv string) answer {
 		var b strings.Builder
 		b.WriteString("--X\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n" + csrf(t, page) + "\r\n")
-		b.WriteString("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"../line 3.csv\"\r\nContent-Type: text/csv\r\n\r\n" + csv + "\r\n--X--\r\n")
+		b.WriteString("--X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"" + name + "\"\r\nContent-Type: text/csv\r\n\r\n" + csv + "\r\n--X--\r\n")
 		req, _ := http.NewRequest("POST", e.srv.URL+"/ui/import", strings.NewReader(b.String()))
 		req.Header.Set("Content-Type", "multipart/form-data; boundary=X")
 		res, err := e.c.Do(req)
@@ -293,6 +293,17 @@ func TestImportThroughTheConsole(t *testing.T) {
 		}
 		res.Body.Close()
 		return answer{res.StatusCode, res.Header, res.Request}
+	}
+	upload := func() answer { return uploadFile("../line 3.csv", csv) }
+	// A file with more rows than the console takes is refused before it is
+	// all read (its memory stays bounded), and its import slot is free again.
+	var big strings.Builder
+	big.WriteString("token,durationMs\n")
+	for range 20_001 {
+		big.WriteString("x,7d\n")
+	}
+	if res := uploadFile("big.csv", big.String()); res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a file over the row limit: %d", res.StatusCode)
 	}
 	for run := range 2 { // the same file twice: nothing twice
 		res := upload()
@@ -322,5 +333,9 @@ func TestImportThroughTheConsole(t *testing.T) {
 	st, _ := e.st.Stats(t.Context())
 	if st.Total != 2 {
 		t.Fatalf("%d claims", st.Total)
+	}
+	// A long file name is cut between characters, never inside one.
+	if res := uploadFile(strings.Repeat("é", 150)+".csv", csv); res.StatusCode != 200 {
+		t.Fatalf("a long non-ASCII file name: %d", res.StatusCode)
 	}
 }

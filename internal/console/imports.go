@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -51,38 +52,43 @@ func (c *Console) startImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	sh, err := factory.ReadCSV(f, factory.ForImport)
-	if err != nil {
-		again(http.StatusUnprocessableEntity, "Not imported: "+err.Error())
-		return
-	}
-	if n := len(sh.Rows) + len(sh.Problems); n > maxUploadRows {
-		again(http.StatusRequestEntityTooLarge, fmt.Sprintf("The file has %d rows; the console takes at most %d (use `claimsvc import`).", n, maxUploadRows))
-		return
-	}
-	if len(sh.Rows)+len(sh.Problems) == 0 {
-		again(http.StatusUnprocessableEntity, "The file has a header row but no device.")
-		return
-	}
+	// The slot first, so that concurrent uploads are not parsed at once, and
+	// no more rows than the console takes: a file's memory stays bounded.
 	select {
 	case c.imports <- struct{}{}:
 	default:
 		again(http.StatusServiceUnavailable, "Other imports are running: try again when one has finished.")
 		return
 	}
-	actor := claim.ActorFrom(r.Context())
-	name := filepath.Base(hdr.Filename)
-	if len(name) > 200 {
-		name = name[:200]
+	started := false
+	defer func() {
+		if !started {
+			<-c.imports
+		}
+	}()
+	sh, err := factory.ReadCSVUpTo(f, factory.ForImport, maxUploadRows)
+	switch {
+	case errors.Is(err, factory.ErrTooManyRows):
+		again(http.StatusRequestEntityTooLarge, fmt.Sprintf("The file has more than %d rows, the most the console takes (use `claimsvc import`).", maxUploadRows))
+		return
+	case err != nil:
+		again(http.StatusUnprocessableEntity, "Not imported: "+err.Error())
+		return
 	}
+	if len(sh.Rows)+len(sh.Problems) == 0 {
+		again(http.StatusUnprocessableEntity, "The file has a header row but no device.")
+		return
+	}
+	actor := claim.ActorFrom(r.Context())
+	name := truncateRunes(filepath.Base(hdr.Filename), 200)
 	id, err := c.d.Store.StartImport(r.Context(), name, actor, len(sh.Rows)+len(sh.Problems))
 	if err != nil {
-		<-c.imports
 		c.storeFailed(w, r, err)
 		return
 	}
 	c.d.Log.InfoContext(r.Context(), "console import started", "import", id, "rows", len(sh.Rows), "bad_rows", len(sh.Problems), "actor", actor)
 	c.wg.Add(1)
+	started = true // the slot goes with the import
 	go func() {
 		defer c.wg.Done()
 		defer func() { <-c.imports }()
@@ -228,4 +234,16 @@ func (c *Console) importProgress(w http.ResponseWriter, r *http.Request) {
 	// Refresh while rows are being sent, and while its claims are pending.
 	live := state == "running" || counts[claim.StatusPending] > 0
 	c.render(w, r, http.StatusOK, "progress", map[string]any{"Import": im, "State": state, "Counts": cs, "Live": live})
+}
+
+// truncateRunes cuts s to at most n bytes without splitting a character
+// (PostgreSQL refuses invalid UTF-8).
+func truncateRunes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

@@ -235,9 +235,7 @@ func (c *Console) claimList(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "type the token hint as shown (first 4 … last 2, e.g. DHT1…EN) or its first 1 to 4 characters: the console never takes a whole token")
 	}
 	f.TokenHint = hint
-	if len(f.DeviceName) > claim.MaxDeviceName {
-		f.DeviceName = f.DeviceName[:claim.MaxDeviceName]
-	}
+	f.DeviceName = truncateRunes(f.DeviceName, claim.MaxDeviceName)
 	loc := time.Local
 	if v := q.Get("from"); v != "" {
 		if t, err := time.ParseInLocation(timeInput, v, loc); err == nil {

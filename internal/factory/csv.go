@@ -78,12 +78,19 @@ const (
 // MaxRows bounds a sheet: larger files are split by the caller.
 const MaxRows = 1_000_000
 
+// ErrTooManyRows is the error of a file with more rows than its reader takes.
+var ErrTooManyRows = errors.New("the file has too many rows")
+
 // ReadCSV reads a devices CSV. Comma or semicolon separated (as the header
 // row shows), UTF-8 with or without a byte order mark. A row that breaks a
 // field rule (docs/design.md §2.1, §9) is reported as a Problem with its line
 // and left out; only a file that cannot be read at all, or whose header lacks
 // what use needs, is an error.
-func ReadCSV(r io.Reader, use Use) (*Sheet, error) {
+func ReadCSV(r io.Reader, use Use) (*Sheet, error) { return ReadCSVUpTo(r, use, MaxRows) }
+
+// ReadCSVUpTo is ReadCSV stopping with an error (ErrTooManyRows) after max
+// rows: what the file holds beyond them is not read.
+func ReadCSVUpTo(r io.Reader, use Use, max int) (*Sheet, error) {
 	cr := newCSVReader(r)
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
@@ -145,8 +152,8 @@ func ReadCSV(r io.Reader, use Use) (*Sheet, error) {
 		if blank(rec) {
 			continue
 		}
-		if len(sh.Rows)+len(sh.Problems) >= MaxRows {
-			return sh, fmt.Errorf("the file has more than %d rows: split it", MaxRows)
+		if len(sh.Rows)+len(sh.Problems) >= max {
+			return sh, fmt.Errorf("%w: more than %d: split it", ErrTooManyRows, max)
 		}
 		cell := func(name string) string {
 			if i, ok := at[name]; ok && i < len(rec) {
