@@ -127,9 +127,16 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 		ck, err := r.Cookie(sessionCookie)
 		if err == nil {
 			if s, ok := c.decode(ck.Value, time.Now()); ok {
-				ctx = claim.WithActor(context.WithValue(ctx, sessionKey, s), s.actor())
-				next.ServeHTTP(w, r.WithContext(ctx))
-				return
+				ended, err := c.d.Store.SessionEnded(ctx, s.nonce[:])
+				if err != nil {
+					c.storeFailed(w, r, err)
+					return
+				}
+				if !ended {
+					ctx = claim.WithActor(context.WithValue(ctx, sessionKey, s), s.actor())
+					next.ServeHTTP(w, r.WithContext(ctx))
+					return
+				}
 			}
 		}
 		if r.Method != http.MethodGet {
@@ -237,7 +244,16 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// logout ends the session for good, on every replica (a copy of its cookie
+// no longer opens the console), and clears the cookie.
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	if s, ok := r.Context().Value(sessionKey).(session); ok {
+		if err := c.d.Store.EndSession(r.Context(), s.nonce[:], s.expires); err != nil {
+			c.storeFailed(w, r, err)
+			return
+		}
+		c.d.Log.InfoContext(r.Context(), "console logout", "actor", s.actor())
+	}
 	c.setCookie(w, r, sessionCookie, "", -time.Second)
 	target := c.d.Prefix + "/login"
 	if c.open() {

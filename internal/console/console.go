@@ -36,6 +36,8 @@ type Store interface {
 	Create(ctx context.Context, req claim.Request, hold time.Duration) (claim.Accepted, error)
 	CreateBatch(ctx context.Context, reqs []claim.Request, hold time.Duration) ([]claim.ItemResult, error)
 	SessionKey(ctx context.Context, name string) ([]byte, error)
+	EndSession(ctx context.Context, nonce []byte, expires time.Time) error
+	SessionEnded(ctx context.Context, nonce []byte) (bool, error)
 	StartImport(ctx context.Context, fileName, actor string, total int) (uuid.UUID, error)
 	AdvanceImport(ctx context.Context, id uuid.UUID, st store.ImportStep) error
 	FinishImport(ctx context.Context, id uuid.UUID, stoppedBy error) error

@@ -167,6 +167,33 @@ func TestLoginSessionAndCookie(t *testing.T) {
 	}
 }
 
+// TestLogoutEndsTheSession: after a logout, a copy of the session's cookie
+// (another tab, a stolen one) no longer opens the console.
+func TestLogoutEndsTheSession(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, false)
+	if res := e.login("operator-key"); res.Request.URL.Path != "/ui/claims" {
+		t.Fatalf("login: %s", res.Request.URL)
+	}
+	u, _ := url.Parse(e.srv.URL + "/ui/")
+	copied := e.c.Jar.Cookies(u)
+	_, page := e.get("/ui/")
+	if res, _ := e.post("/ui/logout", url.Values{"csrf": {csrf(t, page)}}); res.Request.URL.Path != "/ui/login" {
+		t.Fatalf("logout: %s", res.Request.URL)
+	}
+	for _, c := range copied {
+		c.Path = "/ui/"
+	}
+	e.c.Jar.SetCookies(u, copied)
+	if res, _ := e.get("/ui/"); res.Request.URL.Path != "/ui/login" {
+		t.Fatalf("the session's cookie still opens the console after its logout: %s", res.Request.URL)
+	}
+	// A new login is a new session.
+	if res := e.login("operator-key"); res.Request.URL.Path != "/ui/claims" {
+		t.Fatalf("login again: %s", res.Request.URL)
+	}
+}
+
 func TestSessionEndsWhenItsKeyIsRemoved(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false, "old-key", "new-key")

@@ -191,6 +191,22 @@ func (s *Store) SessionKey(ctx context.Context, name string) ([]byte, error) {
 	return key, dbErr("session key", err)
 }
 
+// EndSession records that the console session with this nonce ended (its
+// logout) before it expires, and forgets sessions that have expired.
+func (s *Store) EndSession(ctx context.Context, nonce []byte, expires time.Time) error {
+	_, err := s.pool.Exec(ctx, `WITH gone AS (DELETE FROM console_logouts WHERE expires_at < now())
+		INSERT INTO console_logouts (nonce, expires_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING`, nonce, expires)
+	return dbErr("end session", err)
+}
+
+// SessionEnded reports whether the console session with this nonce was
+// ended by its logout.
+func (s *Store) SessionEnded(ctx context.Context, nonce []byte) (bool, error) {
+	var ended bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM console_logouts WHERE nonce = $1)`, nonce).Scan(&ended)
+	return ended, dbErr("session ended", err)
+}
+
 // Import is one CSV import started from the console.
 type Import struct {
 	ID                        uuid.UUID
