@@ -125,6 +125,9 @@ static claim_next_t check_and_claim(const claim_port_t *port, int fallback_claim
     if (st == CLAIM_OK) {
         state_set(STATE_KEY_DONE);
     }
+    if (st == CLAIM_ERR_TOKEN || st == CLAIM_ERR_CONFIG || st == CLAIM_ERR_ARG) {
+        return CLAIM_NEXT_STOP; /* a rejected token or a wrong request: claiming again cannot help */
+    }
     return CLAIM_NEXT_CLAIM;
 }
 

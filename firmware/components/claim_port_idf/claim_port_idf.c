@@ -367,7 +367,11 @@ static claim_io_t idf_mqtt_publish(void *ctx, const char *broker_uri, const char
      * one more such wait. A third of the budget each, the last third kept for
      * the stop, so that the whole attempt ends by `end`. */
     const uint32_t step = claim_share_ms(timeout_ms, 3u, MQTT_PHASE_MIN_MS);
-    const uint64_t waits_end = end > start + step ? end - step : start;
+    /* The stop's reserve is never more than a third: with a small budget (the
+     * Kconfig minimum, or what is left of the deadline) the waits still get
+     * two thirds, and the stop is quick (reconnect_timeout_ms below). */
+    const uint32_t reserve = step < timeout_ms / 3u ? step : timeout_ms / 3u;
+    const uint64_t waits_end = end - reserve;
     mqtt_ctx_t mc = {.bits = NULL, .acked_msg_id = -1, .connack_rc = 0};
     char client_id[24];
     esp_mqtt_client_config_t cfg;
@@ -388,6 +392,10 @@ static claim_io_t idf_mqtt_publish(void *ctx, const char *broker_uri, const char
     cfg.session.keepalive = 30;
     cfg.network.timeout_ms = (int)step;
     cfg.network.disable_auto_reconnect = true; /* claim_core owns retries */
+    /* After a failed connect esp-mqtt's task waits half of this before it
+     * notices a stop (default 10 s: esp_mqtt_client_stop() blocked ~5 s);
+     * with auto-reconnect off it has no other use. */
+    cfg.network.reconnect_timeout_ms = 200;
     if (s_ctx.ca_pem != NULL) {
         cfg.broker.verification.certificate = s_ctx.ca_pem; /* private CA (PEM, NUL-terminated) */
     } else {

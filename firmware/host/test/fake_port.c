@@ -148,7 +148,7 @@ static void f_sleep(void *ctx, uint32_t ms)
         f->sleeps[f->n_sleeps] = ms;
     }
     f->n_sleeps++;
-    f->now += ms;
+    f->now += ms - (f->sleep_short_ms < ms ? f->sleep_short_ms : 0u);
 }
 
 static uint32_t f_random(void *ctx)

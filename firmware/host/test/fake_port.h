@@ -83,6 +83,7 @@ typedef struct {
     size_t n_sleeps;
     size_t i_rnd;
     int unscripted; /* a call beyond the script happened */
+    uint32_t sleep_short_ms; /* sleep_ms wakes this much early (vTaskDelay: up to one tick) */
     char log[16384];
     size_t log_len;
     size_t n_logs;

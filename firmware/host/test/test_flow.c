@@ -376,6 +376,23 @@ static void test_retry_after_extends_sleep_without_mqtt(void)
     CHECK_EQ_INT(F.http_calls[1].at_ms, t0 + 100 + 7000);
 }
 
+static void test_retry_after_sleep_wakes_a_tick_early(void)
+{
+    /* vTaskDelay(n) blocks n-1..n tick periods: the sleep for Retry-After ends
+     * up to 10 ms (100 Hz) before service_not_before. The service must still be
+     * asked after the wait; here the round is spent doing nothing. */
+    claim_config_t cfg = base_cfg();
+    claim_result_t r;
+    cfg.mqtt_uri = NULL;
+    cfg.max_attempts = 2u;
+    fake_init(&F);
+    F.sleep_short_ms = 5u;
+    fake_http(&F, CLAIM_IO_OK, 503, "7", 100);
+    fake_http(&F, CLAIM_IO_OK, 201, NULL, 100);
+    CHECK_EQ_INT(run(&cfg, &r), CLAIM_OK);
+    CHECK_EQ_INT(r.service_tries, 2);
+}
+
 static void test_retry_after_ignored_on_other_statuses(void)
 {
     claim_config_t cfg = base_cfg();
@@ -662,6 +679,7 @@ const test_case_t flow_tests[] = {
     {"flow: Retry-After skips the service while MQTT tries", test_retry_after_skips_service_while_mqtt_tries},
     {"flow: Retry-After extends the sleep when only the service is left", test_retry_after_extends_sleep_without_mqtt},
     {"flow: Retry-After only on 429/503", test_retry_after_ignored_on_other_statuses},
+    {"flow: Retry-After wait that wakes a tick early still asks the service", test_retry_after_sleep_wakes_a_tick_early},
     {"flow: Retry-After beyond the deadline -> stop, no sleep", test_retry_after_beyond_deadline},
     {"flow: deadline bounds total time and every timeout", test_deadline_bounds_total_time},
     {"flow: max_attempts bounds rounds", test_max_attempts_bound},

@@ -137,6 +137,24 @@ static void test_mqtt_attempt_within_budget(void)
     }
 }
 
+static void test_mqtt_small_budget_can_succeed(void)
+{
+    /* CLAIM_MQTT_TIMEOUT_MS may be 1000 (Kconfig minimum), and the core hands
+     * out what is left of the deadline. A broker that answers at once must
+     * still give a PUBACK within such a budget. */
+    static const uint32_t budgets[] = {1000u, 1500u, 2000u};
+    size_t b;
+    for (b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+        claim_port_t p;
+        int rc = 0;
+        idf_mock_reset();
+        g_idf.mqtt_answer = 1; /* CONNACK and PUBACK arrive immediately */
+        claim_port_idf_init(&p, NULL);
+        CHECK_EQ_INT(p.mqtt_publish(p.ctx, "mqtt://tb:1883", TOKEN, "v1/devices/me/claim", "{}", 2, budgets[b], &rc),
+                     CLAIM_IO_OK);
+    }
+}
+
 static void test_long_delays_in_64_bits(void)
 {
     /* 12 h at configTICK_RATE_HZ 100: pdMS_TO_TICKS would wrap */
@@ -195,6 +213,7 @@ const test_case_t port_tests[] = {
     {"port: no token in library logs, even with every tag at VERBOSE", test_token_never_in_library_logs},
     {"port: HTTP attempt ends within its budget, call by call", test_http_attempt_within_budget},
     {"port: MQTT connect + CONNACK + stop fit in the budget", test_mqtt_attempt_within_budget},
+    {"port: MQTT with a 1-2 s budget can still succeed", test_mqtt_small_budget_can_succeed},
     {"port: long delays in 64-bit ticks", test_long_delays_in_64_bits},
     {"port: private CA replaces the bundle for HTTP and MQTT", test_private_ca_or_bundle},
     {"port: invalid button pin refused, no abort", test_button_pin_checked},

@@ -251,6 +251,12 @@ claim_status_t claim_run(const claim_config_t *cfg, const claim_port_t *port, cl
         say(port, CLAIM_LOG_INFO, "claim: round %lu failed; next in %lu ms",
             (unsigned long)(round + 1u), (unsigned long)delay);
         port->sleep_ms(port->ctx, delay);
+        if (!has_mqtt) {
+            /* The sleep was long enough for the service's Retry-After; a
+             * port's sleep may end a tick early (vTaskDelay), and the round
+             * must not be spent doing nothing. */
+            service_not_before = 0u;
+        }
     }
 
     if (ms_left(port, deadline_at) == 0u) {

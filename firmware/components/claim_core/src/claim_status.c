@@ -355,9 +355,10 @@ claim_next_t claim_check(const claim_config_t *cfg, const claim_port_t *port, in
     body[body_len] = '\0';
     r->http_status = r->io == CLAIM_IO_OK ? resp.status : 0;
     r->last = CLAIM_LAST_UNKNOWN;
-    if (r->io == CLAIM_IO_OK && r->http_status == 404) {
-        r->last = CLAIM_LAST_NONE;
-    } else if (r->io == CLAIM_IO_OK && r->http_status == 200) {
+    /* Only 200 tells: claimsvc answers a device without claims 200 with an
+     * empty list, and 404 only for a route it does not have (a wrong base
+     * path, a proxy): unknown, the old rule. */
+    if (r->io == CLAIM_IO_OK && r->http_status == 200) {
         int found = claim_json_newest_status(body, body_len, status, sizeof(status));
         if (found == 0) {
             r->last = CLAIM_LAST_NONE;

@@ -19,7 +19,7 @@ typedef struct {
     } broker;
     struct { const char *username; const char *client_id; } credentials;
     struct { esp_mqtt_protocol_ver_t protocol_ver; int keepalive; } session;
-    struct { int timeout_ms; bool disable_auto_reconnect; } network;
+    struct { int timeout_ms; int reconnect_timeout_ms; bool disable_auto_reconnect; } network;
 } esp_mqtt_client_config_t;
 typedef struct mock_mqtt *esp_mqtt_client_handle_t;
 esp_mqtt_client_handle_t esp_mqtt_client_init(const esp_mqtt_client_config_t *cfg);
