@@ -157,6 +157,9 @@ func ReadCSVUpTo(r io.Reader, use Use, max int) (*Sheet, error) {
 		}
 		cell := func(name string) string {
 			if i, ok := at[name]; ok && i < len(rec) {
+				if sh.Has[ColResult] { // a results file: its cells went through safeCell
+					return resultCell(rec[i])
+				}
 				return rec[i]
 			}
 			return ""

@@ -58,6 +58,34 @@ func TestReadCSVAnyOrderOptionalColumnsAndBadRows(t *testing.T) {
 	}
 }
 
+// TestResultsFileIsNoFormula: a name or secret a spreadsheet would take for a
+// formula is written with a quote in front, and read back as it was by the
+// next run and by labels.
+func TestResultsFileIsNoFormula(t *testing.T) {
+	t.Parallel()
+	sh, err := factory.ReadCSV(strings.NewReader("token,deviceName,secretKey\nTOKEN_AAAAAAAAAA01,\"=HYPERLINK(\"\"x\"\")\",-40C\n"), factory.ForImport)
+	if err != nil || len(sh.Rows) != 1 {
+		t.Fatal(sh, err)
+	}
+	path := filepath.Join(t.TempDir(), "results.csv")
+	outs := []factory.Outcome{{Result: factory.ResultCreated}}
+	if err := factory.WriteResultsFile(path, factory.Results(sh.Rows, outs, nil), true); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(path)
+	if !bytes.Contains(raw, []byte(`"'=HYPERLINK(""x"")"`)) || !bytes.Contains(raw, []byte(",'-40C")) {
+		t.Fatalf("results:\n%s", raw)
+	}
+	lab, err := factory.ReadCSV(bytes.NewReader(raw), factory.ForLabels)
+	if err != nil || len(lab.Rows) != 1 || lab.Rows[0].DeviceName != `=HYPERLINK("x")` || lab.Rows[0].SecretKey != "-40C" {
+		t.Fatalf("read back: %+v %v", lab.Rows, err)
+	}
+	prev, err := factory.PreviousSecrets(path)
+	if err != nil || len(prev) != 1 || prev[0].DeviceName != `=HYPERLINK("x")` || prev[0].SecretKey != "-40C" {
+		t.Fatalf("previous: %+v %v", prev, err)
+	}
+}
+
 // TestFileWithoutHeaderShowsNoSecrets: a file whose first row is a device
 // (no header) is refused without quoting that row's token or secret.
 func TestFileWithoutHeaderShowsNoSecrets(t *testing.T) {

@@ -57,9 +57,9 @@ func WriteResults(w io.Writer, results []Result, withSecrets bool) error {
 		if r.Row.Token != "" {
 			hint = claim.Hint(r.Row.Token)
 		}
-		rec := []string{strconv.Itoa(r.Row.Line), r.Row.DeviceName, hint, r.ClaimID, r.Result, r.Status, safeCell(r.Problem)}
+		rec := []string{strconv.Itoa(r.Row.Line), safeCell(r.Row.DeviceName), safeCell(hint), r.ClaimID, r.Result, r.Status, safeCell(r.Problem)}
 		if withSecrets {
-			rec = append(rec, r.Row.SecretKey)
+			rec = append(rec, safeCell(r.Row.SecretKey))
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -69,13 +69,21 @@ func WriteResults(w io.Writer, results []Result, withSecrets bool) error {
 	return cw.Error()
 }
 
-// safeCell keeps a spreadsheet from reading a cell of free text (a problem,
-// as claimsvc worded it) as a formula: a leading =, +, - or @ gets a quote in
-// front. Names and secrets are written as they are: they are read back (by
-// labels, by the next run) and must stay exact.
+// safeCell keeps a spreadsheet from reading a cell as a formula (a device
+// named "=HYPERLINK(…)", or "-40C probe"): a leading =, +, -, @, tab or CR
+// gets a quote in front. The readers of a results file (labels, the next
+// run) take it off again: resultCell.
 func safeCell(s string) string {
 	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
 		return "'" + s
+	}
+	return s
+}
+
+// resultCell is a results file's cell as it was before safeCell.
+func resultCell(s string) string {
+	if len(s) >= 2 && s[0] == '\'' && strings.ContainsRune("=+-@\t\r", rune(s[1])) {
+		return s[1:]
 	}
 	return s
 }
@@ -157,8 +165,8 @@ func PreviousSecrets(path string) ([]Previous, error) {
 		if err != nil || get(ColSecretKey) == "" {
 			continue
 		}
-		out = append(out, Previous{Line: line, DeviceName: get("deviceName"), TokenHint: get("tokenHint"),
-			SecretKey: get(ColSecretKey), Result: get("result")})
+		out = append(out, Previous{Line: line, DeviceName: resultCell(get("deviceName")), TokenHint: resultCell(get("tokenHint")),
+			SecretKey: resultCell(get(ColSecretKey)), Result: get("result")})
 	}
 }
 
