@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 
@@ -75,6 +76,9 @@ func runLabels(args []string, env Env) error {
 		QRTemplate: *tmpl, Caption: *caption})
 	for _, p := range append(sh.Problems, skipped...) {
 		fmt.Fprintf(env.Stderr, "line %d: %s (no label)\n", p.Line, p.Problem)
+	}
+	if errors.Is(err, factory.ErrLabelsTooSmall) {
+		return usageError("--grid: %v", err)
 	}
 	if err != nil {
 		return err

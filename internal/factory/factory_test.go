@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -274,5 +275,54 @@ func TestQRContent(t *testing.T) {
 	}
 	if _, err := factory.Labels(&buf, []factory.Row{{DeviceName: "a", SecretKey: "b"}}, factory.LabelOptions{QRTemplate: "https://x/"}); err == nil {
 		t.Fatal("a template without placeholders")
+	}
+}
+
+// TestLabelTextStaysOnItsLabel: on every grid a label sheet offers, each
+// secret is printed whole on one line (a customer types it); a name too long
+// for its label is left out and reported, not printed over the next one; a
+// grid too fine for the text is refused.
+func TestLabelTextStaysOnItsLabel(t *testing.T) {
+	t.Parallel()
+	pdftotext, err := exec.LookPath("pdftotext")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("pdftotext (Debian's poppler-utils) is missing: scripts/deps.sh installs it")
+		}
+		t.Skip("needs pdftotext (Debian's poppler-utils; sudo scripts/deps.sh)")
+	}
+	for _, g := range [][2]int{{3, 8}, {3, 10}, {4, 10}, {4, 12}, {2, 5}} {
+		var rows []factory.Row
+		for i := range g[0] * g[1] {
+			rows = append(rows, factory.Row{Line: i + 2, DeviceName: fmt.Sprintf("Thermostat T%04d", i), SecretKey: factory.NewSecret(), HasSecret: true})
+		}
+		rows = append(rows, factory.Row{Line: 999, DeviceName: strings.Repeat("Long device name ", 15), SecretKey: factory.NewSecret(), HasSecret: true})
+		path := filepath.Join(t.TempDir(), "labels.pdf")
+		var b bytes.Buffer
+		skipped, err := factory.Labels(&b, rows, factory.LabelOptions{Cols: g[0], Rows: g[1]})
+		if err != nil {
+			t.Fatalf("%dx%d: %v", g[0], g[1], err)
+		}
+		if len(skipped) != 1 || skipped[0].Line != 999 {
+			t.Fatalf("%dx%d: skipped %+v, want the long name only", g[0], g[1], skipped)
+		}
+		if err := os.WriteFile(path, b.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(pdftotext, "-layout", path, "-").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rows[:len(rows)-1] {
+			if !bytes.Contains(out, []byte(r.SecretKey)) {
+				t.Fatalf("%dx%d: the secret %s is not printed whole on one line", g[0], g[1], r.SecretKey)
+			}
+		}
+	}
+	one := []factory.Row{{Line: 2, DeviceName: "Sensor", SecretKey: factory.NewSecret(), HasSecret: true}}
+	for _, g := range [][2]int{{5, 13}, {6, 20}} {
+		if _, err := factory.Labels(&bytes.Buffer{}, one, factory.LabelOptions{Cols: g[0], Rows: g[1]}); err == nil || !strings.Contains(err.Error(), "too small") {
+			t.Fatalf("a %dx%d grid: %v", g[0], g[1], err)
+		}
 	}
 }

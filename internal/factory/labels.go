@@ -125,48 +125,84 @@ func Labels(w io.Writer, rows []Row, o LabelOptions) ([]Problem, error) {
 	cw := (pw - 2*o.MarginMm) / float64(o.Cols)
 	ch := (ph - 2*o.MarginMm) / float64(o.Rows)
 	pad := min(3.0, ch/10)
+	side := min(ch-2*pad, cw*0.4)
+	tw := cw - side - 3*pad
+	const (
+		gap, headH, captionH = 0.8, 3.0, 2.5 // mm: below the name, "SECRET KEY", the caption
+		nameMin, secretMin   = 6.0, 5.0      // pt: the smallest sizes printed
+		ptMm                 = 0.42          // a line of a font of 1 pt, in mm
+	)
+	// The smallest label that holds a one-line name, the secret and the
+	// caption: a finer grid is refused, not printed with text running into
+	// the next label.
+	pdf.SetFont("Courier", "B", secretMin)
+	secretW := pdf.GetStringWidth(NewSecret()) // a generated secret, at the smallest size
+	if need := 2*pad + nameMin*ptMm + gap + headH + secretMin*ptMm + captionH; ch < need || tw < secretW {
+		return skipped, fmt.Errorf("%w: a %dx%d grid on %s makes labels of %.0f×%.0f mm, too small for a name, a secret on one "+
+			"line and a caption beside the QR code (at least %.0f mm high and %.0f mm wide): use fewer columns or rows",
+			ErrLabelsTooSmall, o.Cols, o.Rows, o.Paper, cw, ch, need, secretW+side+3*pad)
+	}
 	perPage := o.Cols * o.Rows
-	for i, r := range ok {
-		if i%perPage == 0 {
+	n := 0
+	for _, r := range ok {
+		// The layout first: a name of up to two lines, smaller when longer; the
+		// secret on one line (a customer types it: never broken inside); the
+		// caption at the bottom. A row whose text does not fit is left out and
+		// reported, never printed over the next label or cut.
+		nameSz := fitText(pdf, tr(r.DeviceName), "Helvetica", "B", 11, nameMin, tw, 2)
+		nameLines := pdf.SplitLines([]byte(tr(r.DeviceName)), tw) // bytes: the text is Windows-1252 now
+		secretSz := fitText(pdf, tr(r.SecretKey), "Courier", "B", 10, secretMin, tw, 1)
+		secretFits := pdf.GetStringWidth(tr(r.SecretKey)) <= tw
+		nameH := float64(len(nameLines)) * nameSz * ptMm
+		secretTop := max(pad+nameH+gap, ch*0.45)
+		if len(nameLines) > 2 || !secretFits || secretTop+headH+secretSz*ptMm > ch-pad-captionH {
+			skipped = append(skipped, Problem{Line: r.Line, Problem: "the device name or secret does not fit on a label this size " +
+				"(the name in two lines, the secret in one): use fewer columns or rows"})
+			continue
+		}
+		if n%perPage == 0 {
 			pdf.AddPage()
 		}
-		n := i % perPage
-		x := o.MarginMm + float64(n%o.Cols)*cw
-		y := o.MarginMm + float64(n/o.Cols)*ch
+		x := o.MarginMm + float64(n%perPage%o.Cols)*cw
+		y := o.MarginMm + float64(n%perPage/o.Cols)*ch
+		n++
 		// A light cut guide around each label.
 		pdf.SetDrawColor(200, 200, 200)
 		pdf.SetLineWidth(0.1)
 		pdf.Rect(x, y, cw, ch, "D")
-
-		side := min(ch-2*pad, cw*0.4)
 		if err := drawQR(pdf, QRContent(o.QRTemplate, r.DeviceName, r.SecretKey), x+pad, y+(ch-side)/2, side); err != nil {
 			return skipped, fmt.Errorf("line %d: %w", r.Line, err)
 		}
-		tx, tw := x+pad+side+pad, cw-side-3*pad
+		tx := x + pad + side + pad
 		pdf.SetTextColor(0, 0, 0)
-		// The name: up to two lines, smaller when longer.
-		sz := fitText(pdf, tr(r.DeviceName), "Helvetica", "B", 11, 6, tw, 2)
-		pdf.SetXY(tx, y+pad)
-		pdf.MultiCell(tw, sz*0.42, tr(r.DeviceName), "", "L", false)
-		// The secret on one line (a customer types it: never broken inside),
-		// then the caption at the bottom.
+		pdf.SetFont("Helvetica", "B", nameSz)
+		for i, line := range nameLines {
+			pdf.SetXY(tx, y+pad+float64(i)*nameSz*ptMm)
+			pdf.CellFormat(tw, nameSz*ptMm, string(line), "", 0, "L", false, 0, "")
+		}
 		pdf.SetFont("Helvetica", "", 6)
 		pdf.SetTextColor(90, 90, 90)
-		pdf.SetXY(tx, max(pdf.GetY()+0.8, y+ch*0.45))
-		pdf.CellFormat(tw, 3, "SECRET KEY", "", 2, "L", false, 0, "")
+		pdf.SetXY(tx, y+secretTop)
+		pdf.CellFormat(tw, headH, "SECRET KEY", "", 2, "L", false, 0, "")
 		pdf.SetTextColor(0, 0, 0)
-		sz = fitText(pdf, tr(r.SecretKey), "Courier", "B", 10, 5, tw, 1)
-		pdf.MultiCell(tw, sz*0.42, tr(r.SecretKey), "", "L", false)
+		pdf.SetFont("Courier", "B", secretSz)
+		pdf.CellFormat(tw, secretSz*ptMm, tr(r.SecretKey), "", 0, "L", false, 0, "")
 		pdf.SetFont("Helvetica", "", 5.5)
 		pdf.SetTextColor(90, 90, 90)
-		pdf.SetXY(tx, y+ch-pad-2.5)
-		pdf.CellFormat(tw, 2.5, tr(o.Caption), "", 0, "L", false, 0, "")
+		pdf.SetXY(tx, y+ch-pad-captionH)
+		pdf.CellFormat(tw, captionH, tr(o.Caption), "", 0, "L", false, 0, "")
+	}
+	if n == 0 {
+		return skipped, errors.New("no row fits on a label this size")
 	}
 	if err := pdf.Error(); err != nil {
 		return skipped, err
 	}
 	return skipped, pdf.Output(w)
 }
+
+// ErrLabelsTooSmall is the error of a grid whose labels cannot hold the text.
+var ErrLabelsTooSmall = errors.New("labels too small")
 
 // fitText sets the font at size, or smaller down to least, until s fits in
 // lines lines of width w, and returns the size set.
