@@ -38,13 +38,29 @@ func (c *Console) importPage(w http.ResponseWriter, r *http.Request) {
 		c.storeFailed(w, r, err)
 		return
 	}
-	c.render(w, r, http.StatusOK, "import", map[string]any{"Imports": list})
+	c.render(w, r, http.StatusOK, "import", map[string]any{"Imports": shownState(list)})
+}
+
+// shownState marks as stopped the running imports that have not advanced for
+// staleAfter: the claimsvc running them stopped (as the progress page says).
+func shownState(list []store.Import) []store.Import {
+	for i := range list {
+		list[i].State = stateOf(list[i])
+	}
+	return list
+}
+
+func stateOf(im store.Import) string {
+	if im.State == "running" && time.Since(im.UpdatedAt) > staleAfter {
+		return "stopped"
+	}
+	return im.State
 }
 
 func (c *Console) startImport(w http.ResponseWriter, r *http.Request) {
 	again := func(status int, msg string) {
 		list, _ := c.d.Store.Imports(r.Context(), 15)
-		c.render(w, r, status, "import", map[string]any{"Imports": list, "Error": msg})
+		c.render(w, r, status, "import", map[string]any{"Imports": shownState(list), "Error": msg})
 	}
 	f, hdr, err := r.FormFile("file")
 	if err != nil {
@@ -226,9 +242,8 @@ func (c *Console) importProgress(w http.ResponseWriter, r *http.Request) {
 			cs = append(cs, statusCount{s, n})
 		}
 	}
-	state := im.State
-	if state == "running" && time.Since(im.UpdatedAt) > staleAfter {
-		state = "stopped"
+	state := stateOf(im)
+	if state != im.State {
 		im.Error = "This import has not advanced for minutes: the claimsvc running it stopped"
 	}
 	// Refresh while rows are being sent, and while its claims are pending.
