@@ -173,7 +173,7 @@ func (c *Console) csrfToken(w http.ResponseWriter, r *http.Request) string {
 func (c *Console) validCSRF(r *http.Request) bool {
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
-		if err != nil || u.Host != r.Host {
+		if err != nil || !sameHost(u.Host, r) {
 			return false
 		}
 	}
@@ -187,6 +187,18 @@ func (c *Console) validCSRF(r *http.Request) bool {
 	}
 	want := base64.RawURLEncoding.EncodeToString(c.mac([]byte("csrf"), id)[:18])
 	return subtle.ConstantTimeCompare([]byte(r.FormValue("csrf")), []byte(want)) == 1
+}
+
+// sameHost reports whether host is the one the browser addressed: the Host
+// header, or the one a reverse proxy says it forwarded (X-Forwarded-Host; a
+// proxy often sends its upstream's name as Host). A cross-site form cannot set
+// that header, and the form's token is checked anyway.
+func sameHost(host string, r *http.Request) bool {
+	if host == r.Host {
+		return true
+	}
+	fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+	return fwd != "" && strings.EqualFold(strings.TrimSpace(fwd), host)
 }
 
 // checkCSRF guards every POST. The upload's multipart body is bounded first.

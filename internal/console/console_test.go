@@ -239,7 +239,10 @@ func TestActionsNeedCSRFAndAreByTheConsole(t *testing.T) {
 	if res, _ := e.post(path+"/cancel", url.Values{"csrf": {csrf(t, page)}}, "Origin", "https://evil.example"); res.StatusCode != http.StatusForbidden {
 		t.Fatalf("cancel from another origin: %d", res.StatusCode)
 	}
-	res, body := e.post(path+"/cancel", url.Values{"csrf": {csrf(t, page)}})
+	// Behind a reverse proxy that sends its upstream's name as Host, the
+	// browser's origin is the forwarded host.
+	res, body := e.post(path+"/cancel", url.Values{"csrf": {csrf(t, page)}},
+		"Origin", "https://claims.example.com", "X-Forwarded-Host", "claims.example.com")
 	if res.StatusCode != 200 || !strings.Contains(body, "The claim is cancelled.") {
 		t.Fatalf("cancel: %d", res.StatusCode)
 	}
