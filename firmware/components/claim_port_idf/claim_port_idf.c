@@ -236,8 +236,10 @@ static claim_io_t http_exchange(esp_http_client_method_t method, const char *url
         }
         i += (size_t)w;
     }
-    /* 3. the response headers: half of what is left */
-    if (!phase_budget(client, end, 2u)) {
+    /* 3. the response headers: half of what is left for a GET (its body is
+     * the answer), all of it for a POST: its status is the answer, and
+     * claimsvc may hold it for Prefer: wait. */
+    if (!phase_budget(client, end, out != NULL ? 2u : 1u)) {
         io = CLAIM_IO_TIMEOUT;
         goto done;
     }
