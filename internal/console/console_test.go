@@ -93,6 +93,22 @@ func (e *env) post(path string, form url.Values, h ...string) (answer, string) {
 	return answer{res.StatusCode, res.Header, res.Request}, string(b)
 }
 
+// cookies are the browser's cookies for the console.
+func (e *env) cookies() []*http.Cookie {
+	u, _ := url.Parse(e.srv.URL + "/ui/")
+	return e.c.Jar.Cookies(u)
+}
+
+// setCookies puts cookies into the browser, for the console's path (as a
+// copied or forged cookie would be).
+func (e *env) setCookies(cs []*http.Cookie) {
+	u, _ := url.Parse(e.srv.URL + "/ui/")
+	for _, c := range cs {
+		c.Path = "/ui/"
+	}
+	e.c.Jar.SetCookies(u, cs)
+}
+
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func csrf(t *testing.T, body string) string {
@@ -152,16 +168,12 @@ func TestLoginSessionAndCookie(t *testing.T) {
 		t.Fatalf("plain HTTP cookie: %q", set)
 	}
 	// A forged cookie is no session.
-	u, _ := url.Parse(e.srv.URL + "/ui/")
-	good := e.c.Jar.Cookies(u)
-	e.c.Jar.SetCookies(u, []*http.Cookie{{Name: "claimsvc_session", Value: "AQAAAAB.forged", Path: "/ui/"}})
+	good := e.cookies()
+	e.setCookies([]*http.Cookie{{Name: "claimsvc_session", Value: "AQAAAAB.forged"}})
 	if res, _ := e.get("/ui/"); res.Request.URL.Path != "/ui/login" {
 		t.Fatalf("forged cookie: %s", res.Request.URL)
 	}
-	for _, c := range good {
-		c.Path = "/ui/"
-	}
-	e.c.Jar.SetCookies(u, good)
+	e.setCookies(good)
 	if res, _ := e.get("/ui/"); res.Request.URL.Path != "/ui/" {
 		t.Fatalf("session lost: %s", res.Request.URL)
 	}
@@ -175,16 +187,12 @@ func TestLogoutEndsTheSession(t *testing.T) {
 	if res := e.login("operator-key"); res.Request.URL.Path != "/ui/claims" {
 		t.Fatalf("login: %s", res.Request.URL)
 	}
-	u, _ := url.Parse(e.srv.URL + "/ui/")
-	copied := e.c.Jar.Cookies(u)
+	copied := e.cookies()
 	_, page := e.get("/ui/")
 	if res, _ := e.post("/ui/logout", url.Values{"csrf": {csrf(t, page)}}); res.Request.URL.Path != "/ui/login" {
 		t.Fatalf("logout: %s", res.Request.URL)
 	}
-	for _, c := range copied {
-		c.Path = "/ui/"
-	}
-	e.c.Jar.SetCookies(u, copied)
+	e.setCookies(copied)
 	if res, _ := e.get("/ui/"); res.Request.URL.Path != "/ui/login" {
 		t.Fatalf("the session's cookie still opens the console after its logout: %s", res.Request.URL)
 	}
@@ -198,8 +206,7 @@ func TestSessionEndsWhenItsKeyIsRemoved(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, false, "old-key", "new-key")
 	e.login("old-key")
-	u, _ := url.Parse(e.srv.URL + "/ui/")
-	cookies := e.c.Jar.Cookies(u)
+	cookies := e.cookies()
 	// The same database (the same session key), a console that has only the new key.
 	sum := sha256.Sum256([]byte("new-key"))
 	con, err := console.New(t.Context(), console.Deps{Store: e.st, Validator: claim.NewValidator(claim.Rules{}), KeyHashes: [][]byte{sum[:]}})
