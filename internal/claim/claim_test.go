@@ -87,6 +87,9 @@ func TestValidator(t *testing.T) {
 		{"empty device name", Input{Token: "t", DeviceName: ptr("")}, "deviceName"},
 		{"device name too long", Input{Token: "t", DeviceName: ptr(strings.Repeat("d", 256))}, "deviceName"},
 		{"device name with a control character", Input{Token: "t", DeviceName: ptr("a\tb")}, "deviceName"},
+		{"device name with a bidi override", Input{Token: "t", DeviceName: ptr("Sensor \u202egpj.exe")}, "deviceName"},
+		{"device name of spaces", Input{Token: "t", DeviceName: ptr("   ")}, "deviceName"},
+		{"secret with a zero-width space", Input{Token: "t", SecretKey: ptr("ab\u200bcd")}, "secretKey"},
 		{"idempotency key too long", Input{Token: "t", IdempotencyKey: long}, "Idempotency-Key"},
 		{"idempotency key non-ascii", Input{Token: "t", IdempotencyKey: "ä"}, "Idempotency-Key"},
 	}

@@ -93,12 +93,16 @@ func ValidToken(s string) bool {
 	return true
 }
 
+// printable: valid UTF-8, no control characters and no invisible format
+// characters (bidi overrides, zero-width marks: Unicode's Cf), and not only
+// white space. A customer types the secret and the name from a label: what
+// cannot be seen cannot be typed, and a bidi override makes a label lie.
 func printable(s string) bool {
-	if !utf8.ValidString(s) {
+	if !utf8.ValidString(s) || (s != "" && strings.TrimSpace(s) == "") {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return false
 		}
 	}
@@ -193,7 +197,7 @@ func message(fe validator.FieldError) string {
 	case "devicetoken":
 		return "must be 1-128 printable ASCII characters without spaces or '/'"
 	case "nocontrol":
-		return "must be valid UTF-8 without control characters"
+		return "must be valid UTF-8, not only spaces, without control or invisible formatting characters"
 	case "printascii":
 		return "must be printable ASCII"
 	case "oneof":

@@ -98,6 +98,10 @@ func decodeClaim(raw []byte, shape claimShape, in *claim.Input) error {
 			fields = append(fields, claim.FieldError{Field: name, Message: "must be a string"})
 			return nil
 		}
+		if substituted(raw, v) {
+			fields = append(fields, claim.FieldError{Field: name, Message: "must be valid Unicode: a lone surrogate (\\ud800 to \\udfff) cannot be stored as sent"})
+			return nil
+		}
 		return &v
 	}
 	if tok := str("token"); tok != nil {
@@ -200,6 +204,18 @@ func parseInteger(raw json.RawMessage) (int64, error) {
 		return 0, fmt.Errorf("must be between 1 and %d", claim.MaxDurationMs)
 	}
 	return d, nil
+}
+
+// substituted reports whether decoding raw (a JSON string) put U+FFFD in v
+// for something that was not U+FFFD: encoding/json replaces a lone surrogate
+// escape silently, which would store a secret other than the one sent.
+func substituted(raw []byte, v string) bool {
+	n := strings.Count(v, "\uFFFD")
+	if n == 0 {
+		return false
+	}
+	sent := bytes.Count(raw, []byte("\uFFFD")) + bytes.Count(bytes.ToLower(raw), []byte(`\ufffd`))
+	return n > sent
 }
 
 // jsonProblem describes a decoding error without echoing values.

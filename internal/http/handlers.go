@@ -90,25 +90,36 @@ func (s *server) createClaim(from tokenFrom) http.HandlerFunc {
 			gs.created(c.ID)
 		}
 		s.metrics.ClaimsAccepted.WithLabelValues(outcome).Inc()
+		applied := false
 		switch {
 		case !keyHolder(r):
 			if c.Status == claim.StatusRejected {
 				gs.missed()
 			}
 		case wait >= 0 && (wait == 0 || c.Status.Final()):
-			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+			applied = true
 		case wait > 0:
 			if release, ok := s.waitSlot(); ok { // else: answered at once, without Preference-Applied
-				w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+				applied = true
 				c = s.waitFinal(r.Context(), c, time.Duration(wait)*time.Second)
 				release()
 			}
 		}
+		if applied {
+			w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(wait))
+		}
+		// 200 only for what the contract says: a replay, or a final claim
+		// within an applied wait. A claim replaced in its own intake
+		// transaction (superseded at once) is still a 202: stored, read it.
 		status := http.StatusAccepted
-		if replayed || c.Status.Final() {
+		if replayed || (applied && c.Status.Final()) {
 			status = http.StatusOK
 		}
-		w.Header().Set("Location", "/claims/"+c.ID.String())
+		// Location names a route for key holders; a caller without a key
+		// (a device) reads its claims at /devices/claims instead.
+		if keyHolder(r) {
+			w.Header().Set("Location", "/claims/"+c.ID.String())
+		}
 		writeJSON(w, "application/json", status, viewsFor(r, c)[0])
 	}
 }
@@ -405,8 +416,10 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) {
 	// while they are away.
 	// Why a dependency is down names its address (the broker's, ThingsBoard's
 	// URL): key holders only, like a claim's lastError (docs/security.md §1.2).
+	// A probe never needs a key: a wrong or stale one is not refused here,
+	// it only hides the detail.
 	deps := s.health.Snapshot()
-	if !keyHolder(r) {
+	if key, ok := presentedKey(r); !s.access.open() && (!ok || !s.access.allowed(key)) {
 		for name, st := range deps {
 			st.Detail = ""
 			deps[name] = st

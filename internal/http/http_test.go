@@ -294,8 +294,11 @@ func TestBadRequests(t *testing.T) {
 	if r := e.do("GET", "/claims/0193a0c4-0000-7000-8000-000000000000", nil, ""); r.status != 404 {
 		t.Fatalf("unknown id: %d", r.status)
 	}
-	if r := e.do("PUT", "/devices/T1/claim", nil, ""); r.status != 405 {
-		t.Fatalf("wrong method: %d", r.status)
+	if r := e.do("PUT", "/devices/T1/claim", nil, ""); r.status != 405 || r.header.Get("Allow") != "POST" {
+		t.Fatalf("wrong method: %d, Allow %q", r.status, r.header.Get("Allow"))
+	}
+	if r := e.do("DELETE", "/devices/claims", nil, ""); r.status != 405 || r.header.Get("Allow") != "GET" {
+		t.Fatalf("wrong method on a read: %d, Allow %q", r.status, r.header.Get("Allow"))
 	}
 	if r := e.do("GET", "/claims?status=lost", nil, ""); r.status != 422 || problemField(r) != "status" {
 		t.Fatalf("bad status filter: %d %s", r.status, r.raw)

@@ -2,6 +2,7 @@ package http
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -21,12 +22,13 @@ func (s *server) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, claim.Errorf(codeNoRoute, "no such route"))
 	})
-	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, s.log, claim.Errorf(codeMethod, "method not allowed on this route"))
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", strings.Join(allowed(r, req.URL.Path), ", ")) // RFC 9110 §15.5.6
+		writeError(w, req, s.log, claim.Errorf(codeMethod, "method not allowed on this route"))
 	})
 
 	r.Get("/livez", s.livez)
-	r.With(s.authenticate).Get("/readyz", s.readyz) // a key shows the dependencies' detail
+	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.Handler())
 	r.Get("/openapi.yaml", s.openapi)
 
@@ -54,4 +56,17 @@ func (s *server) routes() http.Handler {
 		})
 	}
 	return r
+}
+
+// allowed lists the methods routes serves at path. HEAD is not among them:
+// the API is described method by method (api/openapi.yaml), and no client of
+// it needs HEAD.
+func allowed(routes chi.Routes, path string) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if routes.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }

@@ -495,4 +495,9 @@ func TestReadyzShowsWhyOnlyToKeyHolders(t *testing.T) {
 	if keyed.status != 200 || !strings.Contains(string(keyed.raw), "10.1.2.3") {
 		t.Fatalf("with a key: %d %s", keyed.status, keyed.raw)
 	}
+	// A probe with a stale key is still a probe: 200, no detail.
+	stale := e.do("GET", "/readyz", map[string]string{"Authorization": "Bearer stale"}, "")
+	if stale.status != 200 || strings.Contains(string(stale.raw), "10.1.2.3") {
+		t.Fatalf("with a stale key: %d %s", stale.status, stale.raw)
+	}
 }

@@ -68,7 +68,9 @@ func (s *Store) Search(ctx context.Context, f claim.Filter, limit int, cursor st
 	if cursor != "" {
 		var err error
 		if at, id, err = decodeCursor(cursor); err != nil {
-			return claim.Page{}, claim.Errorf(claim.CodeInvalid, "cursor is not one this service issued")
+			e := claim.Errorf(claim.CodeInvalid, "cursor is not a nextCursor of this listing")
+			e.Fields = []claim.FieldError{{Field: "cursor", Message: "must be a nextCursor this listing answered, unchanged"}}
+			return claim.Page{}, e
 		}
 	}
 	where := []string{`(created_at, id) < ($1, $2)`}
