@@ -503,7 +503,9 @@ func base64Decode(t *testing.T, s string) string {
 func TestHelmChartRefuses(t *testing.T) {
 	for _, c := range []struct{ set, want string }{
 		{"config.CLAIMSVC_DATA_KEY=abc", "config.CLAIMSVC_DATA_KEY is a secret"},
-		{"secrets.keys.CLAIMSVC_DATA_KEY=null", "secrets.keys.CLAIMSVC_DATA_KEY is required"},
+		{"secrets.keys.CLAIMSVC_DATA_KEY=null", "secrets.keys.CLAIMSVC_DATA_KEY (or the keyring, CLAIMSVC_DATA_KEYS) is required"},
+		{"secrets.keys.CLAIMSVC_DATA_KEYS=data-keys", "keep one"},
+		{"config.CLAIMSVC_MIGRATE=false", "set by the chart"},
 		{"secrets.keys.CLAIMSVC_API_KEYS=null", "CLAIMSVC_INSECURE_NO_API_KEYS"},
 		{"secrets.create=true", "secrets.create is true but secrets.values has no"},
 		{"secrets.keys.CLAIMSVC_PPROF_ADDR=x", "not a secret setting"},
@@ -518,5 +520,25 @@ func TestHelmChartRefuses(t *testing.T) {
 	if _, err := tool(t, nil, "helm", "template", "claimsvc", "deploy/"+chartDir, "--set", "secrets.keys.CLAIMSVC_API_KEYS=null",
 		"--set-string", "config.CLAIMSVC_INSECURE_NO_API_KEYS=true"); err != nil {
 		t.Errorf("CLAIMSVC_INSECURE_NO_API_KEYS=true: %v", err)
+	}
+	// A data-key rotation (docs/operations.md): the keyring instead of the key.
+	out, err := tool(t, nil, "helm", "template", "claimsvc", "deploy/"+chartDir, "--set", "secrets.keys.CLAIMSVC_DATA_KEY=null",
+		"--set", "secrets.keys.CLAIMSVC_DATA_KEYS=data-keys")
+	if err != nil || !bytes.Contains(out, []byte("name: CLAIMSVC_DATA_KEYS")) || bytes.Contains(out, []byte("name: CLAIMSVC_DATA_KEY\n")) {
+		t.Errorf("the keyring instead of the key: %v\n%s", err, out)
+	}
+	// A database URL from a file the operator mounts reaches the migration
+	// Job too, with the volume.
+	out, err = tool(t, nil, "helm", "template", "claimsvc", "deploy/"+chartDir, "--set", "secrets.keys.CLAIMSVC_DATABASE_URL=null",
+		"--set", "config.CLAIMSVC_DATABASE_URL_FILE=/etc/db/url", "--set", "extraVolumes[0].name=db",
+		"--set", "extraVolumes[0].secret.secretName=db", "--set", "extraVolumeMounts[0].name=db", "--set", "extraVolumeMounts[0].mountPath=/etc/db")
+	_, job, _ := bytes.Cut(out, []byte("kind: Job"))
+	if err != nil || !bytes.Contains(job, []byte("name: CLAIMSVC_DATABASE_URL_FILE")) || !bytes.Contains(job, []byte("mountPath: /etc/db")) {
+		t.Errorf("the migration Job without the URL file: %v\n%s", err, out)
+	}
+	// A number in config is passed as written, not as a float.
+	out, err = tool(t, nil, "helm", "template", "claimsvc", "deploy/"+chartDir, "--set", "config.CLAIMSVC_DEFAULT_DURATION_MS=86400000")
+	if err != nil || !bytes.Contains(out, []byte(`CLAIMSVC_DEFAULT_DURATION_MS: "86400000"`)) {
+		t.Errorf("a number in config: %v\n%s", err, out)
 	}
 }

@@ -82,11 +82,22 @@ Secret has a value for every key it must hold.
 {{- if hasKey $keys (trimSuffix "_FILE" $k) }}
 {{- fail (printf "config.%s and secrets.keys.%s name the same setting: keep one" $k (trimSuffix "_FILE" $k)) }}
 {{- end }}
+{{- if has $k (list "CLAIMSVC_HTTP_ADDR" "CLAIMSVC_MIGRATE") }}
+{{- fail (printf "config.%s is set by the chart (the port is 8080; migration.enabled decides migrations)" $k) }}
 {{- end }}
-{{- range $setting := list "CLAIMSVC_DATABASE_URL" "CLAIMSVC_DATA_KEY" }}
-{{- if not (or (hasKey $keys $setting) (hasKey $.Values.config (printf "%s_FILE" $setting))) }}
-{{- fail (printf "secrets.keys.%s is required: claimsvc needs it from the Secret" $setting) }}
 {{- end }}
+{{- $has := dict }}
+{{- range $setting := list "CLAIMSVC_DATABASE_URL" "CLAIMSVC_DATA_KEY" "CLAIMSVC_DATA_KEYS" }}
+{{- $_ := set $has $setting (or (hasKey $keys $setting) (hasKey $.Values.config (printf "%s_FILE" $setting))) }}
+{{- end }}
+{{- if not (get $has "CLAIMSVC_DATABASE_URL") }}
+{{- fail "secrets.keys.CLAIMSVC_DATABASE_URL is required: claimsvc needs it from the Secret" }}
+{{- end }}
+{{- if and (get $has "CLAIMSVC_DATA_KEY") (get $has "CLAIMSVC_DATA_KEYS") }}
+{{- fail "secrets.keys names CLAIMSVC_DATA_KEY and CLAIMSVC_DATA_KEYS: keep one (the keyring, CLAIMSVC_DATA_KEYS, while a rotation is under way)" }}
+{{- end }}
+{{- if not (or (get $has "CLAIMSVC_DATA_KEY") (get $has "CLAIMSVC_DATA_KEYS")) }}
+{{- fail "secrets.keys.CLAIMSVC_DATA_KEY (or the keyring, CLAIMSVC_DATA_KEYS) is required: claimsvc needs it from the Secret" }}
 {{- end }}
 {{- if and (not (hasKey $keys "CLAIMSVC_API_KEYS")) (ne (toString (index .Values.config "CLAIMSVC_INSECURE_NO_API_KEYS" | default "")) "true") }}
 {{- fail "secrets.keys.CLAIMSVC_API_KEYS is required (operator routes need API keys); config.CLAIMSVC_INSECURE_NO_API_KEYS: \"true\" is the explicit opt-out" }}
