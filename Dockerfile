@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # claimsvc: a static binary on distroless, running as non-root.
 #   docker build -t claimsvc .
-ARG GO_VERSION=1.26
+ARG GO_VERSION=1.26.8
 
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
@@ -19,7 +19,8 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 # static-debian12 carries CA certificates (for mqtts://) and tzdata; no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/claimsvc /claimsvc
-USER nonroot:nonroot
+# distroless's nonroot user, by number: runAsNonRoot can only check a numeric user
+USER 65532:65532
 ENV CLAIMSVC_HTTP_ADDR=:8080
 EXPOSE 8080
 # Exec form: distroless has no shell or curl, so the binary probes itself.

@@ -13,7 +13,7 @@ TOOL    := $(GO) tool -modfile=tools/go.mod
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-demo: ## run claimsvc with an in-process ThingsBoard emulator (PostgreSQL: the local one, or a private one it starts; open, on 127.0.0.1:8080)
+demo: ## run claimsvc with an in-process ThingsBoard emulator (PostgreSQL: database claimsvc_dev of the local one, or a private one it starts; open, on 127.0.0.1:8080)
 	@$(GO) build -o bin/claimsvc ./cmd/claimsvc # built, not go run: Ctrl-C then ends it cleanly (go run exits 1)
 	@$(SERVICES) --postgres CLAIMSVC_DATABASE_URL -- bin/claimsvc serve --demo --log-format=text
 

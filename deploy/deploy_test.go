@@ -187,7 +187,7 @@ func TestDockerfile(t *testing.T) {
 	if len(froms) < 2 {
 		t.Error("not a multi-stage build")
 	}
-	for _, want := range []string{"CGO_ENABLED=0", "USER nonroot", `CMD ["/claimsvc", "healthcheck"]`, `ENTRYPOINT ["/claimsvc"]`, "-trimpath"} {
+	for _, want := range []string{"CGO_ENABLED=0", "USER 65532:65532", `CMD ["/claimsvc", "healthcheck"]`, `ENTRYPOINT ["/claimsvc"]`, "-trimpath"} {
 		if !strings.Contains(df, want) {
 			t.Errorf("Dockerfile lacks %s", want)
 		}

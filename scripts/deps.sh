@@ -35,3 +35,9 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The servers come for their binaries; the tests start their own. Kept from
+# starting at boot too, where systemd runs: a Prometheus on *:9090 would take
+# the demo emulator's port.
+if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

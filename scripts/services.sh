@@ -6,13 +6,19 @@
 #
 # --postgres VAR  When VAR (CLAIMSVC_DATABASE_URL or CLAIMSVC_TEST_DATABASE_URL)
 #                 is set, it is used as it is. Otherwise, when a PostgreSQL on
-#                 127.0.0.1:5432 lets user postgres in, that one is used.
+#                 127.0.0.1:5432 lets user postgres in, that one is used, and
+#                 says so: the tests' maintenance database is its postgres
+#                 database (each test makes and drops its own), claimsvc's
+#                 (CLAIMSVC_DATABASE_URL: make demo, make run) its own database
+#                 claimsvc_dev, made if missing.
 #                 Otherwise a private PostgreSQL is started: the server binaries
 #                 of Debian (/usr/lib/postgresql/N/bin) or Homebrew, initdb into
 #                 .cache/postgres (trust auth for 127.0.0.1 only, no Unix
 #                 socket), a free port on 127.0.0.1; VAR names it for COMMAND,
 #                 and it is stopped when COMMAND ends. Its data stays in
-#                 .cache/postgres for the next run.
+#                 .cache/postgres for the next run (a directory in /tmp,
+#                 removed at the end, when the server's user cannot reach
+#                 .cache).
 # --mosquitto     When nothing answers on 127.0.0.1:1883 (where the tests look
 #                 for a broker), a private Mosquitto listens there until
 #                 COMMAND ends.
@@ -58,7 +64,7 @@ as_pg() { "${run_as[@]}" "$@"; }
 
 # --- PostgreSQL --------------------------------------------------------------
 default_url=postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
-pg_data="" pg_started=false
+pg_data="" pg_started=false pg_tmp=""
 
 pg_bindir() { # prints the directory holding initdb, pg_ctl and postgres
   local d c dirs
@@ -105,6 +111,7 @@ start_private_pg() {
     chown "$pg_user" "$dir"
     if ! as_pg test -w "$dir"; then # e.g. a clone under /root: the server's user cannot reach it
       dir=$(mktemp -d "${TMPDIR:-/tmp}/claimsvc-postgres.XXXXXX")
+      pg_tmp=$dir
       chmod 755 "$dir"
       chown "$pg_user" "$dir"
       say "user $pg_user cannot reach $state: the private PostgreSQL lives in $dir for this run"
@@ -158,7 +165,10 @@ start_private_pg() {
 # --- Mosquitto ---------------------------------------------------------------
 mqtt_pid=""
 start_private_mosquitto() {
-  answers 127.0.0.1 1883 && return 0
+  if answers 127.0.0.1 1883; then
+    say "using the MQTT broker already on 127.0.0.1:1883"
+    return 0
+  fi
   local bin dir
   bin=$(command -v mosquitto || true)
   [[ -z $bin && -x /usr/sbin/mosquitto ]] && bin=/usr/sbin/mosquitto
@@ -195,6 +205,7 @@ cleanup() {
     as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 && say "stopped the private PostgreSQL" ||
       say "could not stop the private PostgreSQL of $pg_data: $pg_bin/pg_ctl -D $pg_data stop"
   fi
+  [[ -n $pg_tmp ]] && rm -rf "$pg_tmp" # this run's own, in /tmp
   return $rc
 }
 trap cleanup EXIT
@@ -205,7 +216,17 @@ if [[ -n $pg_var ]]; then
   if [[ -n ${!pg_var:-} ]]; then
     : # named by the caller
   elif default_pg_usable; then
-    export "$pg_var=$default_url"
+    url=$default_url
+    if [[ $pg_var == CLAIMSVC_DATABASE_URL ]] && command -v psql >/dev/null; then
+      # claimsvc's tables in a database of their own, not in the server's postgres database
+      if [[ -z $(psql "$default_url" -Atqc "select 1 from pg_database where datname = 'claimsvc_dev'") ]]; then
+        psql "$default_url" -qc 'CREATE DATABASE claimsvc_dev' >/dev/null
+      fi
+      url=${default_url/\/postgres\?//claimsvc_dev?}
+    fi
+    db=${url#*5432/}
+    say "using the PostgreSQL on 127.0.0.1:5432 (database ${db%%\?*}); set $pg_var to choose another"
+    export "$pg_var=$url"
   else
     start_private_pg
   fi
