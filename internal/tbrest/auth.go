@@ -80,9 +80,16 @@ func (c *Client) bearer(ctx context.Context, stale string) (string, *Error, bool
 			c.log.Info("tb rest: refreshing the JWT failed; logging in again", "kind", e.Kind, "status", e.Status)
 		}
 	}
+	held, heldUntil := s.access, s.exp
 	e, retry := c.exchange(ctx, request{op: OpLogin, method: http.MethodPost, path: "/api/auth/login",
 		body: mustJSON(map[string]string{"username": c.user, "password": c.password}), secrets: []string{c.password}})
 	if e != nil {
+		// A JWT near its expiry is still good until then: a refresh and a
+		// login that got no answer (an outage, a restart) do not end it.
+		if held != "" && c.now().Before(heldUntil) && e.Kind != KindUnauthorized && e.Kind != KindCanceled {
+			c.log.Warn("tb rest: logging in again failed; the JWT held is still valid, using it", "kind", e.Kind)
+			return held, nil, false
+		}
 		return "", e, retry
 	}
 	c.log.Info("tb rest: logged in", "expires", s.exp)

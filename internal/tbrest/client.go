@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -169,7 +170,14 @@ func (c *Client) do(ctx context.Context, r request) (*answer, error) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, e // the last failure says more than "canceled"
+			if errors.Is(ctx.Err(), context.Canceled) {
+				// A shutdown: the caller must see it, or it counts as a failed
+				// attempt and may trip the breaker. The last failure's words go
+				// with it.
+				return nil, &Error{Op: e.Op, Kind: KindCanceled, Status: e.Status, Code: e.Code,
+					Err: fmt.Errorf("%w after: %s", ctx.Err(), e.Error())}
+			}
+			return nil, e // out of time: the last failure says more than "deadline exceeded"
 		case <-t.C:
 		}
 	}
@@ -278,7 +286,10 @@ func classify(r request, status int, body []byte) (*Error, bool) {
 		e.Kind = KindUnknownToken
 	case status == http.StatusUnauthorized || (status == http.StatusForbidden && !r.device):
 		e.Kind = KindUnauthorized
-	case status == http.StatusNotFound && r.notFound:
+	case status == http.StatusNotFound && r.notFound && thingsBoardNotFound(e.Code, body):
+		// ThingsBoard's own "no such item" (docs/thingsboard.md §4.1). A 404
+		// without it is a proxy or a wrong URL prefix, not a missing device:
+		// a client error, retried, never a claim rejected for good.
 		e.Kind, e.Err = KindNotFound, ErrNotFound
 	case status >= 400 && status <= 499:
 		e.Kind = KindClient
@@ -291,6 +302,16 @@ func classify(r request, status int, body []byte) (*Error, bool) {
 		e.Kind = KindBadResponse
 	}
 	return e, false
+}
+
+// tbItemNotFound is ThingsBoard's errorCode of a missing item (ITEM_NOT_FOUND).
+const tbItemNotFound = 32
+
+// thingsBoardNotFound reports whether a 404's body is ThingsBoard's: its
+// JSON error with ITEM_NOT_FOUND, or the plain text its telemetry controller
+// answers for a missing device ("Device with requested id wasn't found!").
+func thingsBoardNotFound(code int, body []byte) bool {
+	return code == tbItemNotFound || bytes.Contains(body, []byte("wasn't found"))
 }
 
 // errorCode reads errorCode from ThingsBoard's error body {status, message, errorCode, timestamp};

@@ -197,7 +197,9 @@ func TestStatusesAndRetries(t *testing.T) {
 					w.Header().Set("Location", "/elsewhere")
 				}
 				w.WriteHeader(st)
-				if st != 200 {
+				if st == 404 { // ThingsBoard's own: ITEM_NOT_FOUND
+					_, _ = io.WriteString(w, `{"status":404,"message":"Requested item wasn't found!","errorCode":32}`)
+				} else if st != 200 {
 					_, _ = io.WriteString(w, `{"status":0,"message":"m","errorCode":2}`)
 				} else {
 					_, _ = io.WriteString(w, `{"id":{"id":"x"},"name":"d"}`)
@@ -210,7 +212,11 @@ func TestStatusesAndRetries(t *testing.T) {
 				t.Fatalf("err %v (kind %q), sent %d; want kind %q, sent %d (%s)", err, KindOf(err), n.Load(), tc.kind, tc.sent, reqs)
 			}
 			var e *Error
-			if err != nil && (!errors.As(err, &e) || e.Status != tc.statuses[len(tc.statuses)-1] || e.Code != 2 || e.Op != OpDeviceByName) {
+			wantCode := 2
+			if tc.statuses[len(tc.statuses)-1] == 404 {
+				wantCode = 32
+			}
+			if err != nil && (!errors.As(err, &e) || e.Status != tc.statuses[len(tc.statuses)-1] || e.Code != wantCode || e.Op != OpDeviceByName) {
 				t.Fatalf("error fields: %#v", e)
 			}
 		})

@@ -32,7 +32,11 @@ type AttributeSender struct {
 }
 
 // Send writes j's claim. A device that does not exist, or already belongs to
-// a customer, rejects the claim for good.
+// a customer on a first attempt, rejects the claim for good. On a later
+// attempt a device that has a customer is this claim's success: an earlier
+// attempt may have written claimingData and lost its answer, and the
+// customer used it meanwhile; the claim is delivered, and the tracker then
+// records it claimed.
 func (s AttributeSender) Send(ctx context.Context, j claim.Job) (claim.Receipt, error) {
 	d, err := s.Client.DeviceByName(ctx, j.DeviceName)
 	switch {
@@ -40,6 +44,8 @@ func (s AttributeSender) Send(ctx context.Context, j claim.Job) (claim.Receipt, 
 		return claim.Receipt{}, claim.Failure(claim.FailRejected, fmt.Errorf("ThingsBoard has no device named %q", j.DeviceName))
 	case err != nil:
 		return claim.Receipt{}, failure(err)
+	case d.Claimed() && j.Attempt > 1:
+		return claim.Receipt{DeviceID: d.ID}, nil
 	case d.Claimed():
 		return claim.Receipt{}, claim.Failure(claim.FailRejected,
 			fmt.Errorf("the device %q already belongs to a customer (already claimed)", j.DeviceName))
