@@ -35,6 +35,7 @@ type compose struct {
 		ReadOnly    bool              `yaml:"read_only"`
 		SecurityOpt []string          `yaml:"security_opt"`
 		CapDrop     []string          `yaml:"cap_drop"`
+		StopGrace   string            `yaml:"stop_grace_period"`
 		DependsOn   map[string]struct {
 			Condition string `yaml:"condition"`
 		} `yaml:"depends_on"`

@@ -29,6 +29,9 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// The first signal starts a graceful shutdown; a second one ends the
+	// process at once (the signals' default action is back).
+	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	var exit *cli.ExitError
@@ -78,7 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if err != nil {
 			return err
 		}
-		return serve(ctx, cfg, stderr)
+		return stoppedWhileStarting(ctx, serve(ctx, cfg, stderr), stderr)
 	case "migrate":
 		cfg, err := config.ParseFor(config.Command{Name: "migrate", About: "Applies the database migrations (migrations/) " +
 			"to CLAIMSVC_DATABASE_URL and exits. serve applies them too unless --migrate=false; run this first when " +
@@ -139,18 +142,21 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	if addr == "" {
 		addr = ":8080"
 	}
-	url := fs.String("url", "", "readiness URL to probe (default: http://127.0.0.1:PORT/readyz, PORT from --http-addr)")
+	url := fs.String("url", "", "readiness URL to probe (default: http://HOST:PORT/readyz from --http-addr; 127.0.0.1 when it names no host or all of them)")
 	fs.StringVar(&addr, "http-addr", addr, "the service's listen address (env CLAIMSVC_HTTP_ADDR)")
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the answer")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *url == "" {
-		_, port, err := net.SplitHostPort(addr)
+		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			return fmt.Errorf("--http-addr %q: %w", addr, err)
 		}
-		*url = "http://127.0.0.1:" + port + "/readyz"
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			host = "127.0.0.1" // listening everywhere: loopback is one of them
+		}
+		*url = "http://" + net.JoinHostPort(host, port) + "/readyz"
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -169,4 +175,15 @@ func healthcheck(ctx context.Context, args []string, getenv func(string) string,
 	}
 	fmt.Fprintln(out, "ready")
 	return nil
+}
+
+// stoppedWhileStarting turns an error of serve that a signal caused during
+// start-up (waiting for the database or the migration lock) into a clean
+// stop: the database did not fail, the operator stopped the service.
+func stoppedWhileStarting(ctx context.Context, err error, stderr io.Writer) error {
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "claimsvc: stopped by a signal while starting (%v)\n", err)
+	return nil //nolint:nilerr // a stop asked for, not a failure
 }

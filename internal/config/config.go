@@ -133,7 +133,8 @@ var settings = []setting{
 	{flag: "database-url", env: "CLAIMSVC_DATABASE_URL", def: "postgres://postgres@localhost:5432/postgres?sslmode=disable",
 		usage: "PostgreSQL connection URL", secret: true,
 		apply: func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
-	{flag: "db-max-conns", env: "CLAIMSVC_DB_MAX_CONNS", def: "20", usage: "largest number of PostgreSQL connections",
+	{flag: "db-max-conns", env: "CLAIMSVC_DB_MAX_CONNS", def: "20",
+		usage: "PostgreSQL connections of the main pool (intake, reads, the tracker); the dispatcher's pool adds max(4, half this), the claim listener one more: at most N + max(4, N/2) + 1 per replica; at least intake committers + 6",
 		apply: func(c *Config, v string) error { return positiveInt(&c.DBMaxConns, v) }},
 	{flag: "intake-committers", env: "CLAIMSVC_INTAKE_COMMITTERS", def: "4",
 		usage: "intake transactions in flight at once; concurrent claim requests share them (group commit)",
@@ -352,6 +353,14 @@ func ParseFor(cmd Command, args []string, getenv func(string) string, out io.Wri
 	}
 	if err := c.TB.check(); err != nil {
 		return Config{}, err
+	}
+	// The main pool serves the intake committers, the tracker's looks (4 at
+	// once, each of which may hold a connection while ThingsBoard answers),
+	// the retention sweep and the readiness ping at the same time: fewer
+	// connections make /readyz fail whenever intake is slow.
+	if need := c.IntakeCommitters + 6; c.DBMaxConns < need {
+		return Config{}, fmt.Errorf("CLAIMSVC_DB_MAX_CONNS %d: at least %d with %d intake committers (they, the tracker, the retention "+
+			"sweep and readiness share the pool)", c.DBMaxConns, need, c.IntakeCommitters)
 	}
 	if c.RequireAPIKey && len(c.APIKeyHashes) == 0 {
 		return Config{}, errors.New("CLAIMSVC_REQUIRE_API_KEY is true but CLAIMSVC_API_KEYS names no key: nobody could call the claim routes")

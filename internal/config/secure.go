@@ -34,7 +34,10 @@ func fromEnv(s setting, getenv func(string) string) (v, src string, err error) {
 	}
 	path := getenv(s.env + "_FILE")
 	if path == "" {
-		return v, src, nil
+		// A secret copied from a file into a variable (a Kubernetes
+		// secretKeyRef, an env file) often keeps its line end: taken off, as
+		// it is from a _FILE.
+		return strings.TrimRight(v, "\r\n"), src, nil
 	}
 	if v != "" {
 		return "", "", fmt.Errorf("both %s and %s_FILE are set: set one", s.env, s.env)
@@ -131,6 +134,21 @@ func (c *Config) ForServe() error {
 		return errors.New("no data key: device tokens and claim secrets would be stored unencrypted. " +
 			"Set CLAIMSVC_DATA_KEY (or CLAIMSVC_DATA_KEY_FILE) to 32 random bytes in base64 (openssl rand -base64 32), " +
 			"or run the demo (--demo), or opt out explicitly with CLAIMSVC_INSECURE_NO_DATA_KEY=true")
+	}
+	// Defaults that would refuse every claim that relies on them.
+	deviceSide := c.Delivery == "mqtt" || c.Delivery == "http"
+	if deviceSide && c.DefaultDurationMs > c.TBClaimCacheTTL.Milliseconds() {
+		return fmt.Errorf("CLAIMSVC_DEFAULT_DURATION_MS %d is longer than CLAIMSVC_TB_CLAIM_CACHE_TTL (%s), the most a %s claim may ask "+
+			"for: every claim without durationMs would be refused (422). Shorten it, or make the default delivery attribute",
+			c.DefaultDurationMs, c.TBClaimCacheTTL, c.Delivery)
+	}
+	if !c.Demo && (c.Delivery == "http" || c.Delivery == "attribute") && c.TB.URL == "" {
+		return fmt.Errorf("CLAIMSVC_DELIVERY=%s needs ThingsBoard's REST settings (CLAIMSVC_TB_URL, and for attribute its credentials): "+
+			"without them every claim that names no delivery would be refused (422)", c.Delivery)
+	}
+	if !c.Demo && c.Delivery == "attribute" && c.TB.APIKey == "" && c.TB.Username == "" {
+		return errors.New("CLAIMSVC_DELIVERY=attribute needs ThingsBoard credentials (CLAIMSVC_TB_API_KEY, or CLAIMSVC_TB_USERNAME and " +
+			"CLAIMSVC_TB_PASSWORD): without them every claim that names no delivery would be refused (422)")
 	}
 	if c.Demo && len(c.APIKeyHashes) == 0 {
 		addr, err := loopbackOnly(c.HTTPAddr)

@@ -153,6 +153,12 @@ func TestForServe(t *testing.T) {
 		{name: "demo on loopback", args: []string{"--demo", "--http-addr=127.0.0.1:1234"}, wantAddr: "127.0.0.1:1234"},
 		{name: "demo on a public address", args: []string{"--demo", "--http-addr=192.0.2.1:8080"}, wantErr: "loopback"},
 		{name: "demo with API keys", args: []string{"--demo"}, env: map[string]string{"CLAIMSVC_API_KEYS": hash}, wantAddr: ":8080"},
+		{name: "a default duration no mqtt claim may ask for", env: map[string]string{"CLAIMSVC_API_KEYS": hash, "CLAIMSVC_DATA_KEY": key,
+			"CLAIMSVC_DEFAULT_DURATION_MS": "172800000"}, wantErr: "CLAIMSVC_TB_CLAIM_CACHE_TTL"},
+		{name: "attribute by default without ThingsBoard", env: map[string]string{"CLAIMSVC_API_KEYS": hash, "CLAIMSVC_DATA_KEY": key,
+			"CLAIMSVC_DELIVERY": "attribute"}, wantErr: "CLAIMSVC_TB_URL"},
+		{name: "attribute by default, in the demo", args: []string{"--demo", "--delivery=attribute", "--default-duration-ms=172800000"},
+			wantAddr: "127.0.0.1:8080"},
 	}
 	for _, tc := range cases {
 		c, err := Parse(tc.args, env(tc.env), &bytes.Buffer{})
@@ -168,5 +174,17 @@ func TestForServe(t *testing.T) {
 		case tc.wantErr == "" && c.HTTPAddr != tc.wantAddr:
 			t.Errorf("%s: listens on %s, want %s", tc.name, c.HTTPAddr, tc.wantAddr)
 		}
+	}
+}
+
+// TestSecretVariableLineEndIsDropped: a secret copied from a file into its
+// variable keeps the line end (a secretKeyRef, an env file); it is taken off
+// as from a _FILE.
+func TestSecretVariableLineEndIsDropped(t *testing.T) {
+	t.Parallel()
+	c, err := Parse(nil, env(map[string]string{"CLAIMSVC_DATABASE_URL": "postgres://u@h:5432/d\r\n",
+		"CLAIMSVC_TB_URL": "https://tb.example.com", "CLAIMSVC_TB_USERNAME": "u", "CLAIMSVC_TB_PASSWORD": "pw\n"}), &bytes.Buffer{})
+	if err != nil || c.DatabaseURL != "postgres://u@h:5432/d" || c.TB.Password != "pw" {
+		t.Fatalf("%q %q %v", c.DatabaseURL, c.TB.Password, err)
 	}
 }

@@ -56,7 +56,8 @@ type Publisher struct {
 func New(cfg Config) (*Publisher, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("MQTT URL %q: want scheme://host:port (tcp, mqtt, ssl or mqtts)", cfg.URL)
+		// Not quoted: a URL with credentials in it would print them.
+		return nil, errors.New("MQTT URL: want scheme://host:port (tcp, mqtt, ssl or mqtts)")
 	}
 	if u.User != nil {
 		return nil, errors.New("MQTT URL: must not carry credentials: the username is each device's token")

@@ -106,6 +106,9 @@ func (s *Store) RevokeTarget(ctx context.Context, id uuid.UUID) (deviceID string
 	return deviceID, err == nil, dbErr("revoke", err)
 }
 
+// clearTimeout bounds ClearClaimingData's call to ThingsBoard.
+const clearTimeout = 15 * time.Second
+
 // ClearClaimingData runs clear, the deletion of the device's claimingData in
 // ThingsBoard on behalf of attribute claim id (expired, or revoked), while
 // the device's intake is held: no new claim of the device is accepted until
@@ -132,7 +135,11 @@ func (s *Store) ClearClaimingData(ctx context.Context, id uuid.UUID, clear func(
 			return err
 		}
 		ran = true
-		clearErr = clear(ctx)
+		// The device's intake waits meanwhile, and a pool connection is
+		// held: ThingsBoard gets a bounded time to answer.
+		cctx, cancel := context.WithTimeout(ctx, clearTimeout)
+		defer cancel()
+		clearErr = clear(cctx)
 		return clearErr
 	})
 	switch {
