@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -15,13 +16,16 @@ import (
 // tries to open.
 const keyCheckSample = 32
 
+// keyCountTimeout bounds the start-up count of claims to rekey.
+const keyCountTimeout = 5 * time.Second
+
 // KeyReport is what CheckDataKey found.
 type KeyReport struct {
 	Sampled    int         // claims with a token among the newest keyCheckSample
 	Opened     int         // of those, how many opened
 	UnknownKey int         // sealed with a key this process lacks
 	Refused    []uuid.UUID // tampered with, or needing claimsvc rekey (at most keyCheckSample)
-	NotCurrent int64       // stored claims (all of them) whose values are not sealed with the current key: claimsvc rekey
+	NotCurrent int64       // stored claims (all of them) whose values are not sealed with the current key: claimsvc rekey; -1: not counted in time
 }
 
 // CheckDataKey opens the newest stored tokens and secrets with this
@@ -53,11 +57,18 @@ func (s *Store) CheckDataKey(ctx context.Context) (KeyReport, error) {
 			r.Refused = append(r.Refused, x.id)
 		}
 	}
+	// The count reads the whole table: bounded, so that a large table slows
+	// the start by seconds at most (the count is advice: claimsvc rekey).
 	prefix := s.sealer.CurrentPrefix()
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM claims
+	cctx, cancel := context.WithTimeout(ctx, keyCountTimeout)
+	defer cancel()
+	if err := s.pool.QueryRow(cctx, `SELECT count(*) FROM claims
 		WHERE (token IS NOT NULL AND substring(token FROM 1 FOR $2) <> $1)
 		   OR (secret IS NOT NULL AND substring(secret FROM 1 FOR $2) <> $1)`, prefix, len(prefix)).Scan(&r.NotCurrent); err != nil {
-		return r, dbErr("check data key", err)
+		if ctx.Err() != nil || !errors.Is(cctx.Err(), context.DeadlineExceeded) {
+			return r, dbErr("check data key", err)
+		}
+		r.NotCurrent = -1
 	}
 	if r.Opened == 0 && r.UnknownKey > 0 {
 		return r, fmt.Errorf("%w: none of the %d newest stored claims opens, and %d were sealed with a data key this process does not have "+
