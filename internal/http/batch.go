@@ -70,9 +70,13 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request) {
 	var taken []counted
 	for i, raw := range raws {
 		ans.Results[i].Index = i
-		req, err := s.batchRequest(raw, force)
-		if err == nil {
-			err = s.itemWithinTokenLimit(req.Token, &taken)
+		req, tok, err := s.batchRequest(raw, force)
+		// Counted like a single request: every item that names a valid
+		// token, whatever else is wrong with it.
+		if claim.ValidToken(tok) {
+			if lerr := s.itemWithinTokenLimit(claim.Token(tok), &taken); lerr != nil {
+				err = lerr
+			}
 		}
 		if err != nil {
 			errs[i] = fail(r, &ans.Results[i], err)
@@ -159,16 +163,18 @@ func (s *server) itemWithinTokenLimit(tok claim.Token, taken *[]counted) error {
 }
 
 // batchRequest decodes and validates one item.
-func (s *server) batchRequest(raw []byte, force bool) (claim.Request, error) {
+// batchRequest decodes and validates one item; token is the item's token as
+// sent (for the per-device limit), also when the item is refused.
+func (s *server) batchRequest(raw []byte, force bool) (req claim.Request, token string, err error) {
 	if raw == nil {
-		return claim.Request{}, claim.Errorf(codeTooLarge, "a claim may be at most %d bytes", MaxClaimBody)
+		return claim.Request{}, "", claim.Errorf(codeTooLarge, "a claim may be at most %d bytes", MaxClaimBody)
 	}
 	in := claim.Input{Force: force}
 	if err := decodeClaim(raw, itemShape, &in); err != nil {
-		return claim.Request{}, err
+		return claim.Request{}, in.Token, err
 	}
-	req, err := s.validate.Request(in)
-	return req, renameField(err, "Idempotency-Key", "idempotencyKey")
+	req, err = s.validate.Request(in)
+	return req, in.Token, renameField(err, "Idempotency-Key", "idempotencyKey")
 }
 
 // readBatch reads a batch body and splits it into its items' raw JSON; an

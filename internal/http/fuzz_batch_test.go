@@ -73,7 +73,7 @@ func FuzzBatchDecode(f *testing.F) {
 			}
 		}
 		for _, raw := range items {
-			r, err := s.batchRequest(raw, false)
+			r, _, err := s.batchRequest(raw, false)
 			if err != nil {
 				var ce *claim.Error
 				if !errors.As(err, &ce) || (ce.Code != claim.CodeMalformed && ce.Code != claim.CodeInvalid && ce.Code != codeTooLarge) {

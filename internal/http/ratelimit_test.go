@@ -62,6 +62,14 @@ func TestRateLimitPerToken(t *testing.T) {
 	if strings.Contains(e.logs.String(), "LIMITED_TOKEN") {
 		t.Fatal("the token reached the logs")
 	}
+	// Batch items count like single requests, refused ones too: three items
+	// for one device with a wrong durationMs, then its own request is over.
+	batch := e.do("POST", "/claims:batch", nil, `[{"token":"BATCHED_TOKEN_03","durationMs":0},`+
+		`{"token":"BATCHED_TOKEN_03","durationMs":0},{"token":"BATCHED_TOKEN_03","durationMs":0}]`)
+	if batch.status != 200 {
+		t.Fatalf("batch: %d %s", batch.status, batch.raw)
+	}
+	wantLimited(t, e.do("POST", "/devices/BATCHED_TOKEN_03/claim", nil, `{}`), 61)
 }
 
 func TestRateLimitPerIP(t *testing.T) {
