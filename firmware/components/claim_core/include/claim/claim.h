@@ -169,7 +169,7 @@ claim_http_class_t claim_http_classify(claim_io_t io, int status);
  *
  *   newest claim                    next
  *   ------------------------------  -------------------------------------------------
- *   none (empty list, or HTTP 404)  CLAIM: no claim yet
+ *   none (an empty list)            CLAIM: no claim yet
  *   expired, failed                 CLAIM: the last claim lapsed or never arrived
  *   pending, delivered              WAIT: a claim is under way; ask again later
  *   superseded                      WAIT: a newer claim took over (the list is
