@@ -6,6 +6,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -140,12 +141,29 @@ func (s *server) intake(w http.ResponseWriter, r *http.Request, from tokenFrom) 
 // claim.Request, or a client error. It touches no storage, so the fuzz tests
 // drive it directly.
 func (s *server) parseClaim(w http.ResponseWriter, r *http.Request, from tokenFrom) (claim.Request, error) {
+	// Field rules broken anywhere (the token, ?force, the body's fields) are
+	// answered together, one entry per field; anything else (a body that is
+	// not JSON, too large, of another type) stops at once.
+	var fields []claim.FieldError
+	collect := func(err error) error {
+		var ce *claim.Error
+		if errors.As(err, &ce) && ce.Code == claim.CodeInvalid && len(ce.Fields) > 0 {
+			for _, f := range ce.Fields {
+				if !slices.ContainsFunc(fields, func(g claim.FieldError) bool { return g.Field == f.Field }) {
+					fields = append(fields, f)
+				}
+			}
+			return nil
+		}
+		return err
+	}
 	tok, field, err := from(r)
-	if err != nil {
+	if err = collect(err); err != nil {
 		return claim.Request{}, err
 	}
 	in := claim.Input{Token: tok, IdempotencyKey: r.Header.Get("Idempotency-Key")}
-	if in.Force, err = forceParam(r); err != nil {
+	in.Force, err = forceParam(r)
+	if err = collect(err); err != nil {
 		return claim.Request{}, err
 	}
 	body, err := readBody(w, r, MaxClaimBody)
@@ -153,15 +171,21 @@ func (s *server) parseClaim(w http.ResponseWriter, r *http.Request, from tokenFr
 		return claim.Request{}, err
 	}
 	if body != nil {
-		if err := decodeClaim(body, bodyShape, &in); err != nil {
+		if err := collect(decodeClaim(body, bodyShape, &in)); err != nil {
 			return claim.Request{}, err
 		}
 	}
 	if _, ok := r.Header["Idempotency-Key"]; ok && in.IdempotencyKey == "" {
-		return claim.Request{}, invalidField("Idempotency-Key", "must be 1-128 printable ASCII characters")
+		_ = collect(invalidField("Idempotency-Key", "must be 1-128 printable ASCII characters"))
 	}
 	req, err := s.validate.Request(in)
-	return req, renameField(err, "token", field)
+	if err = collect(renameField(err, "token", field)); err != nil {
+		return claim.Request{}, err
+	}
+	if fields != nil {
+		return claim.Request{}, &claim.Error{Code: claim.CodeInvalid, Message: "the request breaks the field rules", Fields: fields}
+	}
+	return req, nil
 }
 
 // renameField reports a field rule under the name the client used for the

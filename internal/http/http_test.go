@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,6 +166,26 @@ func problemField(r response) string {
 	}
 	f, _ := errs[0].(map[string]any)["field"].(string)
 	return f
+}
+
+// TestFieldErrorsComeTogether: the token, ?force and the body's fields are
+// reported in one answer, each field once.
+func TestFieldErrorsComeTogether(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	r := e.do("POST", "/devices/claim?force=maybe", nil, `{"durationMs":"x","deviceName":"   "}`)
+	errs, _ := r.body["errors"].([]any)
+	var got []string
+	for _, x := range errs {
+		f, _ := x.(map[string]any)["field"].(string)
+		got = append(got, f)
+	}
+	want := []string{"force", "durationMs", "X-Device-Token", "deviceName"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if r.status != 422 || !slices.Equal(got, want) {
+		t.Fatalf("%d %v, want the fields %v", r.status, got, want)
+	}
 }
 
 // TestRouterMatchesSpec fails when a route exists in one and not the other.
