@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -14,11 +15,13 @@ func TestCPUMeter(t *testing.T) {
 		t.Skip("needs Linux's /proc")
 	}
 	b := &bench{runID: "test"}
+	// Spin until this process has used 200 ms of CPU (not of wall time: on a
+	// busy machine a 200 ms loop may get half of that), 10 s at most.
 	spin := func() int {
-		deadline := time.Now().Add(200 * time.Millisecond)
-		n := 0
-		for time.Now().Before(deadline) {
-			n++
+		start, deadline := cpuTime(t), time.Now().Add(10*time.Second)
+		for cpuTime(t)-start < 200*time.Millisecond && time.Now().Before(deadline) {
+			for range 100_000 {
+			}
 		}
 		return 1000
 	}
@@ -57,4 +60,13 @@ func TestCPUSince(t *testing.T) {
 	if svc != 1000 || pg != 500 || total != 1500 {
 		t.Fatalf("per claim: claimsvc %.0f, PostgreSQL %.0f, total %.0f µs", svc, pg, total)
 	}
+}
+
+// cpuTime is the CPU this process has used (user + system).
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
