@@ -20,6 +20,13 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Prometheus comes for promtool; its server is kept from starting at boot
+# where systemd runs (it would take *:9090, the demo emulator's port), also
+# when an earlier run installed it. Root only, like the installs.
+if [[ $(id -u) -eq 0 ]] && command -v systemctl >/dev/null && [[ -d /run/systemd/system ]] &&
+  systemctl is-enabled prometheus >/dev/null 2>&1; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi
 ((${#missing[@]})) || exit 0
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
   echo "deps: missing Debian packages: ${missing[*]}" >&2
@@ -35,9 +42,6 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
 fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The servers come for their binaries; the tests start their own. Kept from
-# starting at boot too, where systemd runs: a Prometheus on *:9090 would take
-# the demo emulator's port.
-if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-  systemctl disable --now prometheus >/dev/null 2>&1 || true
+if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true # as above, for a fresh install
 fi

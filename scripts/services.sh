@@ -201,11 +201,17 @@ cleanup() {
     wait "$mqtt_pid" 2>/dev/null
     say "stopped the private Mosquitto"
   fi
+  local stopped=true
   if $pg_started; then
-    as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1 && say "stopped the private PostgreSQL" ||
+    if as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null 2>&1; then
+      say "stopped the private PostgreSQL"
+    else
+      stopped=false
       say "could not stop the private PostgreSQL of $pg_data: $pg_bin/pg_ctl -D $pg_data stop"
+    fi
   fi
-  [[ -n $pg_tmp ]] && rm -rf "$pg_tmp" # this run's own, in /tmp
+  # this run's own data dir in /tmp, once its server is down
+  if [[ -n $pg_tmp ]] && $stopped; then rm -rf "$pg_tmp"; fi
   return $rc
 }
 trap cleanup EXIT

@@ -75,7 +75,8 @@ func (b *bench) failedAttempts(ctx context.Context) (string, error) {
 		return "", err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	rows, err := conn.Query(ctx, `SELECT outcome, CASE WHEN length(d) > 72 THEN left(d, 71) || '…' ELSE d END AS why, count(*)
+	rows, err := conn.Query(ctx, `SELECT outcome,
+			CASE WHEN length(d) > 72 THEN regexp_replace(left(d, 72), '\s+\S*$', '') || ' …' ELSE d END AS why, count(*)
 		FROM (SELECT outcome, regexp_replace(coalesce(detail, ''), '\d{4}-\d\d-\d\dT[0-9:.]+Z', '<time>', 'g') AS d
 			FROM claim_events WHERE kind = 'attempt' AND outcome <> 'delivered') AS failed
 		GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 5`)

@@ -102,7 +102,9 @@ func printable(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		// ZWNJ and ZWJ (U+200C, U+200D) shape Persian and Indic words and
+		// emoji sequences: kept.
+		if unicode.IsControl(r) || (unicode.Is(unicode.Cf, r) && r != '\u200c' && r != '\u200d') {
 			return false
 		}
 	}

@@ -236,6 +236,18 @@ func TestResultsKeepGeneratedSecretsForTheNextRun(t *testing.T) {
 	if reused, made, _ := factory.FillSecrets(again.Rows, prev); reused != 1 || made != 0 || again.Rows[0].SecretKey != generated {
 		t.Fatalf("second fill: %d %d %q", reused, made, again.Rows[0].SecretKey)
 	}
+	// The same file again after a run that stored both rows: every stored
+	// claim's row is there, nothing to keep aside (the row that brings its own
+	// secret included).
+	stored := make([]factory.Previous, len(prev))
+	for i, p := range prev {
+		p.Result = factory.ResultCreated
+		stored[i] = p
+	}
+	rerun, _ := factory.ReadCSV(strings.NewReader("token,deviceName,secretKey\nTOKEN_AAAAAAAAAA01,D1,\nTOKEN_AAAAAAAAAA02,D2,given\n"), factory.ForImport)
+	if reused, _, left := factory.FillSecrets(rerun.Rows, stored); reused != 1 || len(left) != 0 {
+		t.Fatalf("a rerun of the same file: %d reused, left aside %+v", reused, left)
+	}
 	// A fixed CSV moves the row (a line above it deleted): still the same
 	// secret, found by name and token hint.
 	moved, _ := factory.ReadCSV(strings.NewReader("token,deviceName,secretKey\n\n\nTOKEN_AAAAAAAAAA01,D1,\n"), factory.ForImport)

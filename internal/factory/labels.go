@@ -193,7 +193,8 @@ func Labels(w io.Writer, rows []Row, o LabelOptions) ([]Problem, error) {
 		pdf.CellFormat(tw, captionH, tr(o.Caption), "", 0, "L", false, 0, "")
 	}
 	if n == 0 {
-		return skipped, errors.New("no row fits on a label this size")
+		return skipped, fmt.Errorf("%w: no row fits on a %dx%d grid's labels (%.0f×%.0f mm): use fewer columns or rows",
+			ErrLabelsTooSmall, o.Cols, o.Rows, cw, ch)
 	}
 	if err := pdf.Error(); err != nil {
 		return skipped, err

@@ -197,6 +197,14 @@ func FillSecrets(rows []Row, prev []Previous) (reused, made int, left []Previous
 	for i := range rows {
 		r := &rows[i]
 		if r.HasSecret {
+			// The row brings its own secret: the earlier run's entry for it
+			// (the same secret) is this row's, not one to keep aside.
+			for _, c := range byContent[[2]string{r.DeviceName, claim.Hint(r.Token)}] {
+				if !taken[c] && prev[c].SecretKey == r.SecretKey {
+					taken[c] = true
+					break
+				}
+			}
 			continue
 		}
 		found := -1

@@ -75,13 +75,17 @@ func (s *Store) Events(ctx context.Context, id uuid.UUID) ([]claim.Event, error)
 func (s *Store) Retry(ctx context.Context, id uuid.UUID, hold time.Duration, force bool) (claim.Claim, error) {
 	check := func(ctx context.Context, tx pgx.Tx) error {
 		var tokenHash []byte
-		var status string
-		if err := tx.QueryRow(ctx, `SELECT token_hash, status FROM claims WHERE id = $1`, id).Scan(&tokenHash, &status); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT token_hash FROM claims WHERE id = $1`, id).Scan(&tokenHash); err != nil {
+			return err
+		}
+		if err := lockDevice(ctx, tx, tokenHash); err != nil || force {
 			return err
 		}
 		// Only a failed claim can be retried: any other is refused by the
-		// guard below with that reason, not by the hold rule.
-		if err := lockDevice(ctx, tx, tokenHash); err != nil || force || status != string(claim.StatusFailed) {
+		// guard below with that reason, not by the hold rule. Read under the
+		// lock, so that a claim failing meanwhile still meets the rule.
+		var status string
+		if err := tx.QueryRow(ctx, `SELECT status FROM claims WHERE id = $1`, id).Scan(&status); err != nil || status != string(claim.StatusFailed) {
 			return err
 		}
 		var now time.Time

@@ -111,12 +111,14 @@ const clearTimeout = 15 * time.Second
 
 // ClearClaimingData runs clear, the deletion of the device's claimingData in
 // ThingsBoard on behalf of attribute claim id (expired, or revoked), while
-// the device's intake is held: no new claim of the device is accepted until
-// clear returns, so none can write its claimingData before this deletion.
-// When a newer attribute claim of the device is pending or delivered,
-// ThingsBoard's attribute is (or is about to be) that claim's: clear is not
-// run, and ran is false. clear's error is returned as it is, with ran true;
-// any other error (the database's) comes with ran false.
+// the device's lock is held: a claim request for the device (single, or in a
+// batch of up to 64 devices) waits until clear returns, so none is accepted
+// and written meanwhile. A batch of more devices takes no device locks; a
+// claim it brings would have to be sent and written within clear's few
+// milliseconds to be lost. When a newer attribute claim of the device is
+// pending or delivered, ThingsBoard's attribute is (or is about to be) that
+// claim's: clear is not run, and ran is false. clear's error is returned as
+// it is, with ran true; any other error (the database's) comes with ran false.
 func (s *Store) ClearClaimingData(ctx context.Context, id uuid.UUID, clear func(context.Context) error) (ran bool, err error) {
 	var clearErr error
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -125,7 +127,10 @@ func (s *Store) ClearClaimingData(ctx context.Context, id uuid.UUID, clear func(
 		if err := tx.QueryRow(ctx, `SELECT token_hash, created_at FROM claims WHERE id = $1`, id).Scan(&hash, &created); err != nil {
 			return err
 		}
-		if err := lockDevice(ctx, tx, hash); err != nil {
+		// The device's own lock only, not the shared intake lock: a large
+		// batch (which takes that lock exclusively) must not wait for
+		// ThingsBoard, nor every request queued behind it.
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", deviceLock(hash)); err != nil {
 			return err
 		}
 		var newer bool

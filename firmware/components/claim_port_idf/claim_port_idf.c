@@ -62,7 +62,6 @@ static const char *TAG = "claim";
  * budget is nearly spent; the core never starts an attempt with less than
  * these left unless its own deadline is that close. */
 #define HTTP_PHASE_MIN_MS 500u
-#define MQTT_PHASE_MIN_MS 1000u /* esp-mqtt's task polls its socket in 1 s slices */
 #define HTTP_DRAIN_MAX 4096     /* response bytes read (and dropped) after a POST */
 
 typedef struct {
@@ -367,12 +366,9 @@ static claim_io_t idf_mqtt_publish(void *ctx, const char *broker_uri, const char
     /* esp-mqtt uses network.timeout_ms for the TCP/TLS connect and again for the
      * CONNACK; esp_mqtt_client_stop() then waits for its task, which may sit in
      * one more such wait. A third of the budget each, the last third kept for
-     * the stop, so that the whole attempt ends by `end`. */
-    const uint32_t step = claim_share_ms(timeout_ms, 3u, MQTT_PHASE_MIN_MS);
-    /* The stop's reserve is never more than a third: with a small budget (the
-     * Kconfig minimum, or what is left of the deadline) the waits still get
-     * two thirds, and the stop is quick (reconnect_timeout_ms below). */
-    const uint32_t reserve = step < timeout_ms / 3u ? step : timeout_ms / 3u;
+     * the stop, so that the whole attempt ends by `end`, whatever the budget
+     * (the Kconfig minimum, or what is left of the deadline). */
+    const uint32_t reserve = timeout_ms / 3u;
     const uint64_t waits_end = end - reserve;
     mqtt_ctx_t mc = {.bits = NULL, .acked_msg_id = -1, .connack_rc = 0};
     char client_id[24];
@@ -392,7 +388,9 @@ static claim_io_t idf_mqtt_publish(void *ctx, const char *broker_uri, const char
     cfg.credentials.client_id = client_id;
     cfg.session.protocol_ver = MQTT_PROTOCOL_V_3_1_1;
     cfg.session.keepalive = 30;
-    cfg.network.timeout_ms = (int)step;
+    /* esp-mqtt's own waits (connect, CONNACK, the task a stop waits for) get
+     * the stop's reserve: with a small budget a whole step would overrun it. */
+    cfg.network.timeout_ms = (int)reserve;
     cfg.network.disable_auto_reconnect = true; /* claim_core owns retries */
     /* After a failed connect esp-mqtt's task waits half of this before it
      * notices a stop (default 10 s: esp_mqtt_client_stop() blocked ~5 s);
