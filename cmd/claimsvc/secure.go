@@ -12,8 +12,8 @@ import (
 )
 
 // announceInsecure says, at every start and in claimsvc_insecure_settings,
-// which protections are off (docs/security.md §2, §8): the demo's defaults or an
-// explicit opt-out.
+// which protections are off (docs/security.md §2 and docs/security.md §8): the
+// demo's defaults or an explicit opt-out.
 func announceInsecure(log *slog.Logger, cfg config.Config, sealer *seal.Sealer, m *metrics.Metrics) {
 	for _, s := range []string{"no_api_keys", "no_data_key"} {
 		m.Sec.Insecure.WithLabelValues(s).Set(0)

@@ -15,7 +15,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// Status is where a claim stands. See docs/design.md §2 "Statuses" and §9.
+// Status is where a claim stands. See docs/design.md §2 "Statuses" and
+// docs/design.md §9.
 type Status string
 
 const (

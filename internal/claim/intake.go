@@ -8,8 +8,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// The intake rules (docs/design.md §2, §10): what to do with a claim request,
-// given what the store read under its locks. They are pure functions: the
+// The intake rules (docs/design.md §2 and docs/design.md §10): what to do
+// with a claim request, given what the store read under its locks. They are pure functions: the
 // store takes the locks, reads, calls DecideIntake, and writes what the
 // verdicts say; tests drive the rules without a database.
 
@@ -32,9 +32,8 @@ type Prior struct {
 // delivered less than hold before now (ThingsBoard keeps the first claim and
 // silently ignores a new one while it is cached, docs/thingsboard.md §3.1);
 // or it is an attribute claim delivered and not yet expired (ThingsBoard
-// reads a cached device-side claim before the attribute, docs/thingsboard.md
-// §3.2, so the two
-// would compete).
+// reads a cached device-side claim before the attribute:
+// docs/thingsboard.md §3.2, so the two would compete).
 func (p Prior) Live(now time.Time, hold time.Duration) bool {
 	switch p.Status {
 	case StatusPending:

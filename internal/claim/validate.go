@@ -147,8 +147,8 @@ func (v *Validator) Request(in Input) (Request, error) {
 	return r, nil
 }
 
-// deliveryRules checks what depends on the request's delivery (docs/design.md
-// §9). defaulted: the delivery came from CLAIMSVC_DELIVERY, not the request.
+// deliveryRules checks what depends on the request's delivery
+// (docs/design.md §9). defaulted: the delivery came from CLAIMSVC_DELIVERY, not the request.
 func (v *Validator) deliveryRules(r *Request, defaulted bool) error {
 	which := string(r.Delivery)
 	if defaulted {

