@@ -65,22 +65,19 @@ type answer struct {
 func (e *env) get(path string, h ...string) (answer, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest("GET", e.srv.URL+path, nil)
-	for i := 0; i+1 < len(h); i += 2 {
-		req.Header.Set(h[i], h[i+1])
-	}
-	res, err := e.c.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return answer{res.StatusCode, res.Header, res.Request}, string(b)
+	return e.do(req, h...)
 }
 
 func (e *env) post(path string, form url.Values, h ...string) (answer, string) {
 	e.t.Helper()
 	req, _ := http.NewRequest("POST", e.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return e.do(req, h...)
+}
+
+// do sends req with the header pairs h (name, value, …) and reads the answer.
+func (e *env) do(req *http.Request, h ...string) (answer, string) {
+	e.t.Helper()
 	for i := 0; i+1 < len(h); i += 2 {
 		req.Header.Set(h[i], h[i+1])
 	}
